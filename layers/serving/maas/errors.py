@@ -1,0 +1,77 @@
+"""The one error hierarchy of maas.
+
+Every failure that maas reports on purpose is a :class:`MaasError`. Each class
+carries the HTTP status the API answers with and the exit code the CLI exits
+with; this module is the only place where either is decided.
+"""
+
+from __future__ import annotations
+
+
+class MaasError(Exception):
+    """Base class: a failure with a message fit to show a user as one line."""
+
+    status: int = 500
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        # One line, always: the CLI prints it on stderr and the API returns it
+        # as {"error": ...}.
+        return " ".join(self.message.split())
+
+
+class InvalidInput(MaasError):
+    """The caller sent something malformed: a bad name, flag, file or body."""
+
+    status = 400
+    exit_code = 2
+
+
+class ModelRefused(InvalidInput):
+    """A model file that maas will not publish or serve (not ONNX, hostile, broken)."""
+
+
+class NotFound(MaasError):
+    """A model, version or alias that does not exist."""
+
+    status = 404
+    exit_code = 4
+
+
+class Conflict(MaasError):
+    """A compare-and-swap or exclusive create lost, even after retries."""
+
+    status = 409
+    exit_code = 3
+
+
+class StoreUnavailable(MaasError):
+    """The registry cannot be reached, throttles, or an I/O operation failed."""
+
+    status = 503
+    exit_code = 5
+
+
+class IntegrityError(MaasError):
+    """Stored bytes do not match what their manifest promises (sha256, size, schema)."""
+
+    status = 500
+    exit_code = 5
+
+
+class NotReady(MaasError):
+    """Nothing can answer yet: no model loaded and the registry not reachable."""
+
+    status = 503
+    exit_code = 5
+
+
+class PreconditionFailed(Conflict):
+    """A conditional write (create-if-absent or compare-and-swap) did not apply.
+
+    Raised by stores; the registry retries or turns it into a clearer error.
+    """

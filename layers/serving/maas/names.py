@@ -1,0 +1,65 @@
+"""Model and alias names, and references such as ``digits:3`` or ``digits@production``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from maas.errors import InvalidInput
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_RULE = "names match [a-z0-9][a-z0-9._-]{0,63}"
+
+
+def check_name(name: str, what: str = "model name") -> str:
+    """Return ``name`` unchanged if it is a valid model or alias name, else raise.
+
+    Checked before any I/O, because names become storage keys: a slash or ``..``
+    would otherwise address objects outside the model's own prefix.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(f"invalid {what} {name!r}: {_RULE}")
+    return name
+
+
+def check_alias(alias: str) -> str:
+    return check_name(alias, "alias name")
+
+
+def parse_version(text: str | int) -> int:
+    """A version is a positive integer; accept it as text (from a URL or CLI)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    elif isinstance(text, str) and text.isascii() and text.isdigit():
+        value = int(text)
+    else:
+        raise InvalidInput(f"invalid version {text!r}: versions are positive integers")
+    if value < 1:
+        raise InvalidInput(f"invalid version {text!r}: versions are positive integers")
+    return value
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        if "@" in text:
+            name, _, alias = text.partition("@")
+            return cls(check_name(name), alias=check_alias(alias))
+        if ":" in text:
+            name, _, version = text.partition(":")
+            return cls(check_name(name), version=parse_version(version))
+        return cls(check_name(text))
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}:{self.version}"
+        if self.alias is not None:
+            return f"{self.name}@{self.alias}"
+        return self.name

@@ -1,0 +1,78 @@
+"""Small, real ONNX models built with onnx.helper, for tests and the registry demo.
+
+Run as ``python -m tests.support.onnx_models OUT.onnx`` to write the demo model.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def digits_mlp(seed: int = 0, hidden: int = 32) -> onnx.ModelProto:
+    """Flatten → Dense(hidden, relu) → Dense(10, softmax) on (-1, 8, 8) FP32 input,
+    with the names train-example models use (``input`` → ``probabilities``)."""
+    rng = np.random.default_rng(seed)
+    w1 = numpy_helper.from_array(rng.normal(0, 0.1, (64, hidden)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(np.zeros(hidden, np.float32), "b1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.1, (hidden, 10)).astype(np.float32), "w2")
+    b2 = numpy_helper.from_array(np.zeros(10, np.float32), "b2")
+    nodes = [
+        helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "w1", "b1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["hr"]),
+        helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "digits_mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
+        [w1, b1, w2, b2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              producer_name="maas-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def with_external_data(model: onnx.ModelProto, directory: Path) -> Path:
+    """Save ``model`` with its weights in a side file (what publish must refuse)."""
+    path = directory / "external.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    return path
+
+
+def unloadable(directory: Path) -> Path:
+    """Valid protobuf, passes no runtime: an Add whose inputs disagree in type."""
+    nodes = [helper.make_node("Add", ["a", "b"], ["c"])]
+    graph = helper.make_graph(
+        nodes, "broken",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("b", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "broken.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path))
+    return path
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "model.onnx")
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    print(save(digits_mlp(seed), target))
