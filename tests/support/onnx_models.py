@@ -35,8 +35,9 @@ def digits_mlp(seed: int = 0, hidden: int = 32) -> onnx.ModelProto:
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
         [w1, b1, w2, b2],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="maas-tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="maas-tests"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
@@ -45,8 +46,14 @@ def digits_mlp(seed: int = 0, hidden: int = 32) -> onnx.ModelProto:
 def with_external_data(model: onnx.ModelProto, directory: Path) -> Path:
     """Save ``model`` with its weights in a side file (what publish must refuse)."""
     path = directory / "external.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=0)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     return path
 
 
@@ -54,9 +61,12 @@ def unloadable(directory: Path) -> Path:
     """Valid protobuf, passes no runtime: an Add whose inputs disagree in type."""
     nodes = [helper.make_node("Add", ["a", "b"], ["c"])]
     graph = helper.make_graph(
-        nodes, "broken",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1]),
-         helper.make_tensor_value_info("b", TensorProto.INT64, [1])],
+        nodes,
+        "broken",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("b", TensorProto.INT64, [1]),
+        ],
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -32,11 +32,14 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidInput(f"{self.prog}: {message}")
 
 
-def _common() -> argparse.ArgumentParser:
+def _common() -> _Parser:
     common = _Parser(add_help=False)
-    common.add_argument("--registry", metavar="URL",
-                        help="s3://BUCKET[/PREFIX], file://PATH or a directory "
-                             "(default: $MAAS_REGISTRY, else .maas/registry)")
+    common.add_argument(
+        "--registry",
+        metavar="URL",
+        help="s3://BUCKET[/PREFIX], file://PATH or a directory "
+        "(default: $MAAS_REGISTRY, else .maas/registry)",
+    )
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     return common
 
@@ -47,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"maas {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    publish = commands.add_parser("publish", parents=[common],
-                                  help="publish an ONNX file as the model's next version")
+    publish = commands.add_parser(
+        "publish", parents=[common], help="publish an ONNX file as the model's next version"
+    )
     publish.add_argument("model", type=Path, metavar="MODEL.onnx")
     publish.add_argument("--name", required=True, type=check_name)
     publish.add_argument("--alias", type=check_alias, help="then move ALIAS to the new version")
@@ -80,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", help="recorded in the alias history")
     rollback.set_defaults(run=_rollback)
 
+    pull = sub.add_parser(
+        "pull", parents=[common], help="download a version's model, verified against its manifest"
+    )
+    pull.add_argument("ref", type=ModelRef.parse, metavar="NAME[:VERSION|@ALIAS]")
+    pull.add_argument("--out", type=Path, required=True, metavar="PATH")
+    pull.set_defaults(run=_pull)
+
     history = sub.add_parser("history", parents=[common], help="show the alias moves")
     history.add_argument("name", type=check_name)
     history.add_argument("--alias", type=check_alias, help="only this alias")
@@ -99,6 +110,7 @@ def _weight(text: str) -> float:
 
 # ------------------------------------------------------------------ commands
 
+
 def _registry(args: argparse.Namespace) -> Any:
     from maas.registry import open_registry
 
@@ -106,15 +118,18 @@ def _registry(args: argparse.Namespace) -> Any:
 
 
 @contextmanager
-def _progress(args: argparse.Namespace, total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+def _progress(
+    args: argparse.Namespace, total: int, label: str
+) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr, only for a person at a terminal and never with --json."""
     if args.json or not sys.stderr.isatty():
         yield None
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr,
-              leave=False) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr, leave=False
+    ) as bar:
         yield bar.update
 
 
@@ -129,8 +144,9 @@ def _publish(args: argparse.Namespace) -> None:
     registry = _registry(args)
     size = args.model.stat().st_size if args.model.is_file() else 0
     with _progress(args, size, f"upload {args.model.name}") as progress:
-        published = registry.publish(args.model, args.name, alias=args.alias,
-                                     progress=progress, reason=args.reason)
+        published = registry.publish(
+            args.model, args.name, alias=args.alias, progress=progress, reason=args.reason
+        )
     _emit(args, {"name": published.name, "version": published.version}, str(published.version))
 
 
@@ -139,8 +155,13 @@ def _list(args: argparse.Namespace) -> None:
     rows = []
     for name in registry.list_models():
         aliases = registry.list_aliases(name)
-        rows.append({"name": name, "latest_version": registry.latest_version(name),
-                     "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())}})
+        rows.append(
+            {
+                "name": name,
+                "latest_version": registry.latest_version(name),
+                "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())},
+            }
+        )
     lines = [f"{'NAME':<24} {'LATEST':>6}  ALIASES"]
     for row in rows:
         shown = ", ".join(f"{a}={v}" for a, v in row["aliases"].items()) or "-"
@@ -184,8 +205,11 @@ def _show(args: argparse.Namespace) -> None:
     elif ref.alias is not None:
         doc = registry.get_alias(ref.name, ref.alias)
         manifest = registry.get_manifest(ref.name, doc["version"])
-        _emit(args, {**manifest, "alias": doc},
-              _describe_alias(ref.name, doc) + "\n" + _describe_manifest(manifest))
+        _emit(
+            args,
+            {**manifest, "alias": doc},
+            _describe_alias(ref.name, doc) + "\n" + _describe_manifest(manifest),
+        )
     else:
         versions = registry.require_model(ref.name)
         aliases = registry.list_aliases(ref.name)
@@ -195,14 +219,43 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def _alias(args: argparse.Namespace) -> None:
-    doc = _registry(args).set_alias(args.name, args.alias, args.version, canary=args.canary,
-                                    weight=args.weight, reason=args.reason)
+    doc = _registry(args).set_alias(
+        args.name,
+        args.alias,
+        args.version,
+        canary=args.canary,
+        weight=args.weight,
+        reason=args.reason,
+    )
     _emit(args, doc, _describe_alias(args.name, doc))
 
 
 def _rollback(args: argparse.Namespace) -> None:
     doc = _registry(args).rollback(args.name, args.alias, reason=args.reason)
     _emit(args, doc, _describe_alias(args.name, doc))
+
+
+def _pull(args: argparse.Namespace) -> None:
+    registry = _registry(args)
+    version, _ = registry.resolve(args.ref)
+    out: Path = args.out
+    if out.is_dir():
+        raise InvalidInput(f"--out {out} is a directory; give the file to write")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
+    manifest = registry.get_manifest(args.ref.name, version)
+    with _progress(args, manifest["model"]["size"], f"download {args.ref.name}:{version}") as bar:
+        registry.fetch_model(args.ref.name, version, out, bar)
+    _emit(
+        args,
+        {
+            "name": args.ref.name,
+            "version": version,
+            "path": str(out),
+            "sha256": manifest["model"]["sha256"],
+        },
+        f"{args.ref.name}:{version} -> {out}",
+    )
 
 
 def _history(args: argparse.Namespace) -> None:
@@ -213,12 +266,15 @@ def _history(args: argparse.Namespace) -> None:
     for r in records:
         origin = "-" if r["from"] is None else str(r["from"])
         canary = f" +canary {r['canary']['version']}@{r['canary']['weight']}" if r["canary"] else ""
-        lines.append(f"{r['at']:<28} {r['alias']:<12} {origin:>4} -> {r['to']:<4} "
-                     f"{r.get('action', 'move'):<8} {r['by']} / {r['reason'] or ''}{canary}")
+        lines.append(
+            f"{r['at']:<28} {r['alias']:<12} {origin:>4} -> {r['to']:<4} "
+            f"{r.get('action', 'move'):<8} {r['by']} / {r['reason'] or ''}{canary}"
+        )
     _emit(args, records, "\n".join(lines) if records else "no alias moves")
 
 
 # ---------------------------------------------------------------------- main
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
@@ -235,8 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("MAAS_DEBUG"):
             raise
-        print(f"maas: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
-              "(set MAAS_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"maas: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            "(set MAAS_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     return 0
 

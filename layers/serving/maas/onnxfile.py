@@ -1,4 +1,4 @@
-"""Inspect an ONNX file before it enters the registry: is it safe, does it load, what is its signature."""
+"""Inspect an ONNX file before it enters the registry: safe? loads? what signature?"""
 
 from __future__ import annotations
 

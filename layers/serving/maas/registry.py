@@ -1,17 +1,15 @@
 """The model registry: immutable integer versions, manifests, aliases and their history.
 
 Pure logic over a :class:`~maas.store.Store`; every key it touches is built
-here, from names checked before any I/O. Key layout (under the store's root):
+here, from names checked before any I/O. Key layout (under the store's root)::
 
-========================================================  =============================================
-``models/{name}/versions/{v}/claim.json``                 the version-number claim, created exclusively
-``models/{name}/versions/{v}/model.onnx``                 the model
-``models/{name}/versions/{v}/manifest.json``              the manifest, written last: the commit point
-``models/{name}/aliases/{alias}.json``                    the alias document, moved by compare-and-swap
-``models/{name}/history/{time}-{alias}-{random}.json``    one record per alias move, append-only
-``models/{name}/deployments/{v}.json``                    the deployer's record for a version
-``incoming/{name}/...``                                   raw uploads for the deployer
-========================================================  =============================================
+    models/{name}/versions/{v}/claim.json          version-number claim, created exclusively
+    models/{name}/versions/{v}/model.onnx          the model
+    models/{name}/versions/{v}/manifest.json       the manifest, written last: the commit point
+    models/{name}/aliases/{alias}.json             alias document, moved by compare-and-swap
+    models/{name}/history/{time}-{alias}-{rnd}.json  one record per alias move, append-only
+    models/{name}/deployments/{v}.json             the deployer's record for a version
+    incoming/{name}/...                            raw uploads for the deployer
 
 A version exists for readers only once its manifest does; a claim without a
 manifest (an abandoned or in-flight publish) is invisible and leaves a gap.
@@ -136,7 +134,7 @@ class Registry:
     def _version_keys(self, name: str) -> list[tuple[int, str]]:
         prefix = self.versions_prefix(name)
         found = []
-        for key in self.store.list(prefix):
+        for key in self.store.list_keys(prefix):
             number, _, leaf = key[len(prefix) :].partition("/")
             if number.isdigit() and leaf:
                 found.append((int(number), leaf))
@@ -202,14 +200,16 @@ class Registry:
     def list_aliases(self, name: str) -> dict[str, AliasDoc]:
         prefix = f"models/{check_name(name)}/aliases/"
         aliases: dict[str, AliasDoc] = {}
-        for key in self.store.list(prefix):
+        for key in self.store.list_keys(prefix):
             alias = key[len(prefix) :].removesuffix(".json")
             found = self.read_alias(name, alias) if key.endswith(".json") else None
             if found is not None:
                 aliases[alias] = found[0]
         return aliases
 
-    def resolve(self, ref: ModelRef, default_alias: str = DEFAULT_ALIAS) -> tuple[int, AliasDoc | None]:
+    def resolve(
+        self, ref: ModelRef, default_alias: str = DEFAULT_ALIAS
+    ) -> tuple[int, AliasDoc | None]:
         """The version a reference names. A bare name goes through ``default_alias``;
         when that alias is missing this is NotFound, never "the highest version"."""
         if ref.version is not None:
@@ -225,35 +225,45 @@ class Registry:
             )
         return found[0]["version"], found[0]
 
-    def fetch_model(self, name: str, version: int, dest: Path,
-                    progress: Progress | None = None) -> Manifest:
-        """Download a version's model to ``dest`` and prove it is the manifest's bytes."""
+    def fetch_model(
+        self, name: str, version: int, dest: Path, progress: Progress | None = None
+    ) -> Manifest:
+        """Download a version's model to ``dest`` and prove it is the manifest's bytes.
+
+        The bytes land in a temporary file beside ``dest`` and are renamed only
+        once verified, so ``dest`` never holds an unverified model.
+        """
         manifest = self.get_manifest(name, version)
-        self.store.download_file(self.model_key(name, version), dest, progress)
-        sha256, size = file_sha256(dest)
-        expected = manifest["model"]
-        if sha256 != expected["sha256"] or size != expected["size"]:
-            dest.unlink(missing_ok=True)
-            raise IntegrityError(
-                f"{name}:{version} model bytes do not match the manifest "
-                f"(sha256 {sha256[:12]}…, {size} bytes; expected {expected['sha256'][:12]}…, "
-                f"{expected['size']} bytes): refusing to use it"
-            )
+        partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            self.store.download_file(self.model_key(name, version), partial, progress)
+            sha256, size = file_sha256(partial)
+            expected = manifest["model"]
+            if sha256 != expected["sha256"] or size != expected["size"]:
+                raise IntegrityError(
+                    f"{name}:{version} model bytes do not match the manifest "
+                    f"(got sha256 {sha256[:12]}..., {size} bytes; manifest says "
+                    f"{expected['sha256'][:12]}..., {expected['size']} bytes): refusing to use it"
+                )
+            partial.replace(dest)
+        finally:
+            partial.unlink(missing_ok=True)
         return manifest
 
     def history(self, name: str, alias: str | None = None) -> list[HistoryRecord]:
         """Alias moves, oldest first (keys sort by time)."""
         prefix = self.history_prefix(name)
         records: list[HistoryRecord] = []
-        for key in self.store.list(prefix):
+        for key in self.store.list_keys(prefix):
             record: HistoryRecord = decode("history", self.store.get(key).data, key)
             if alias is None or record["alias"] == alias:
                 records.append(record)
         return records
 
     # ------------------------------------------------------------ publishing
-    def build_manifest(self, name: str, version: int, info: OnnxInfo,
-                       details: Mapping[str, Any] | None = None) -> Manifest:
+    def build_manifest(
+        self, name: str, version: int, info: OnnxInfo, details: Mapping[str, Any] | None = None
+    ) -> Manifest:
         import onnxruntime
 
         manifest: Manifest = {
@@ -318,8 +328,9 @@ class Registry:
         """Write a manifest exactly once: an existing version is never modified."""
         name, version = manifest["name"], manifest["version"]
         try:
-            self.store.put(self.manifest_key(name, version), encode("manifest", manifest),
-                           if_none_match=True)
+            self.store.put(
+                self.manifest_key(name, version), encode("manifest", manifest), if_none_match=True
+            )
         except PreconditionFailed:
             raise Conflict(f"{name}:{version} already exists; versions are immutable") from None
 
@@ -334,13 +345,16 @@ class Registry:
         claim = {"by": self.actor, "at": iso(self.clock(), micro=True), "pid": os.getpid()}
         for _ in range(self.claim_attempts):
             try:
-                self.store.put(self.claim_key(name, candidate), encode_json(claim),
-                               if_none_match=True)
+                self.store.put(
+                    self.claim_key(name, candidate), encode_json(claim), if_none_match=True
+                )
                 return candidate
             except PreconditionFailed:
                 candidate += 1
-        raise Conflict(f"could not claim a version of {name!r} after "
-                       f"{self.claim_attempts} attempts: too many concurrent publishers")
+        raise Conflict(
+            f"could not claim a version of {name!r} after "
+            f"{self.claim_attempts} attempts: too many concurrent publishers"
+        )
 
     # -------------------------------------------------------------- aliases
     def set_alias(
@@ -377,12 +391,19 @@ class Registry:
                 previous = current["previous"]  # only the canary changes
             else:
                 previous = current["version"]
-            return {"alias": alias, "version": version, "canary": canary_doc,
-                    "previous": previous, "updated_at": iso(self.clock(), micro=True)}
+            return {
+                "alias": alias,
+                "version": version,
+                "canary": canary_doc,
+                "previous": previous,
+                "updated_at": iso(self.clock(), micro=True),
+            }
 
         return self._swap(name, alias, change, action="move", reason=reason)
 
-    def rollback(self, name: str, alias: str = DEFAULT_ALIAS, reason: str | None = None) -> AliasDoc:
+    def rollback(
+        self, name: str, alias: str = DEFAULT_ALIAS, reason: str | None = None
+    ) -> AliasDoc:
         """Move ``alias`` back to its ``previous`` version and clear any canary.
 
         The new ``previous`` is the target before that one, found by replaying
@@ -397,15 +418,22 @@ class Registry:
                 raise NotFound(f"model {name!r} has no alias {alias!r} to roll back")
             target = current["previous"]
             if target is None:
-                raise NotFound(f"alias {alias!r} of {name!r} has no previous version to roll back to")
+                raise NotFound(
+                    f"alias {alias!r} of {name!r} has no previous version to roll back to"
+                )
             stack = self._alias_stack(name, alias)
             if stack and stack[-1] == current["version"]:
                 stack.pop()
             while stack and stack[-1] != target:
                 stack.pop()
             previous = stack[-2] if len(stack) >= 2 else None
-            return {"alias": alias, "version": target, "canary": None,
-                    "previous": previous, "updated_at": iso(self.clock(), micro=True)}
+            return {
+                "alias": alias,
+                "version": target,
+                "canary": None,
+                "previous": previous,
+                "updated_at": iso(self.clock(), micro=True),
+            }
 
         return self._swap(name, alias, change, action="rollback", reason=reason or "rollback")
 
@@ -419,8 +447,15 @@ class Registry:
                 stack.append(record["to"])
         return stack
 
-    def _swap(self, name: str, alias: str, change: Callable[[AliasDoc | None], AliasDoc],
-              *, action: str, reason: str | None) -> AliasDoc:
+    def _swap(
+        self,
+        name: str,
+        alias: str,
+        change: Callable[[AliasDoc | None], AliasDoc],
+        *,
+        action: str,
+        reason: str | None,
+    ) -> AliasDoc:
         key = self.alias_key(name, alias)
         for attempt in range(self.cas_attempts):
             found = self.read_alias(name, alias)
@@ -433,15 +468,24 @@ class Registry:
                     self.store.put(key, encode("alias", document), if_match=etag)
             except PreconditionFailed:
                 # Someone else moved it between our read and write: re-read and retry.
-                time.sleep(random.uniform(0, 0.02 * (2**attempt)))
+                time.sleep(random.uniform(0, min(0.2, 0.01 * (2**attempt))))
                 continue
             self._record(name, alias, current, document, action, reason)
             return document
-        raise Conflict(f"alias {alias!r} of {name!r} kept changing under us; "
-                       f"gave up after {self.cas_attempts} compare-and-swap attempts")
+        raise Conflict(
+            f"alias {alias!r} of {name!r} kept changing under us; "
+            f"gave up after {self.cas_attempts} compare-and-swap attempts"
+        )
 
-    def _record(self, name: str, alias: str, before: AliasDoc | None, after: AliasDoc,
-                action: str, reason: str | None) -> None:
+    def _record(
+        self,
+        name: str,
+        alias: str,
+        before: AliasDoc | None,
+        after: AliasDoc,
+        action: str,
+        reason: str | None,
+    ) -> None:
         now = self.clock()
         record: HistoryRecord = {
             "alias": alias,

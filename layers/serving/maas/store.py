@@ -20,12 +20,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from maas.errors import InvalidInput, NotFound, PreconditionFailed, StoreUnavailable
 
 if TYPE_CHECKING:
+    from botocore.config import _RetryDict
     from mypy_boto3_s3 import S3Client
 
 Progress = Callable[[int], None]
@@ -78,7 +79,7 @@ class Store(ABC):
         """Size and ETag of an object, or ``None`` when it is absent."""
 
     @abstractmethod
-    def list(self, prefix: str) -> Iterator[str]:
+    def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key that starts with ``prefix``, in lexicographic order."""
 
     @abstractmethod
@@ -107,8 +108,22 @@ def check_key(key: str) -> str:
 #: The one place botocore's retry behaviour is configured. Standard mode retries
 #: throttling and transient errors with jittered backoff; the short timeouts
 #: keep a Lambda from hanging on S3 past API Gateway's 30 s integration limit.
-S3_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 5}
-S3_TIMEOUTS: dict[str, float] = {"connect_timeout": 5.0, "read_timeout": 20.0}
+S3_RETRY_MODE = "standard"
+S3_MAX_ATTEMPTS = 5
+S3_CONNECT_TIMEOUT = 5.0
+S3_READ_TIMEOUT = 20.0
+
+
+def s3_retries() -> _RetryDict:
+    """Standard mode unless the operator set AWS_RETRY_MODE / AWS_MAX_ATTEMPTS,
+    the environment variables botocore documents for exactly this."""
+    mode = os.environ.get("AWS_RETRY_MODE", S3_RETRY_MODE)
+    if mode not in ("standard", "adaptive", "legacy"):
+        raise InvalidInput(f"AWS_RETRY_MODE={mode!r}: use standard or adaptive")
+    return {
+        "mode": mode,  # type: ignore[typeddict-item]
+        "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", S3_MAX_ATTEMPTS)),
+    }
 
 
 def default_s3_client() -> S3Client:
@@ -120,7 +135,10 @@ def default_s3_client() -> S3Client:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", config=Config(retries=S3_RETRIES, **S3_TIMEOUTS))
+    config = Config(
+        retries=s3_retries(), connect_timeout=S3_CONNECT_TIMEOUT, read_timeout=S3_READ_TIMEOUT
+    )
+    return boto3.client("s3", config=config)
 
 
 class S3Store(Store):
@@ -158,7 +176,7 @@ class S3Store(Store):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            where = f"s3://{self.bucket}/{self._key(key)}"
+            where = f"{self.url}/{key}"
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise NotFound(f"{where} does not exist") from exc
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (
@@ -168,7 +186,9 @@ class S3Store(Store):
                 raise PreconditionFailed(f"conditional write to {where} did not apply") from exc
             if code == "NoSuchBucket":
                 raise StoreUnavailable(f"bucket {self.bucket!r} does not exist") from exc
-            raise StoreUnavailable(f"S3 {code or status} on {where}: {error.get('Message', exc)}")
+            raise StoreUnavailable(
+                f"S3 {code or status} on {where}: {error.get('Message', exc)}"
+            ) from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"registry {self.url} unreachable: {exc}") from exc
 
@@ -211,7 +231,9 @@ class S3Store(Store):
                     Bucket=self.bucket,
                     Key=self._key(key),
                     Body=data,
-                    ContentType="application/json" if key.endswith(".json") else "binary/octet-stream",
+                    ContentType="application/json"
+                    if key.endswith(".json")
+                    else "binary/octet-stream",
                     **conditions,  # type: ignore[arg-type]
                 )
         except NotFound as exc:
@@ -227,7 +249,7 @@ class S3Store(Store):
             return None
         return ObjectInfo(response["ContentLength"], response["ETag"])
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         with self._translate(prefix or "."):
@@ -321,8 +343,9 @@ class LocalStore(Store):
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
 
-    def _publish(self, temp: Path, path: Path, key: str, if_none_match: bool,
-                 if_match: str | None) -> None:
+    def _publish(
+        self, temp: Path, path: Path, key: str, if_none_match: bool, if_match: str | None
+    ) -> None:
         if if_none_match:
             os.link(temp, path)  # atomic create-if-absent; EEXIST if taken
         else:
@@ -333,7 +356,7 @@ class LocalStore(Store):
                         raise PreconditionFailed(
                             f"{self.url}/{key} changed since it was read (ETag mismatch)"
                         )
-                os.replace(temp, path)
+                temp.replace(path)
         _fsync_dir(path.parent)
 
     def get(self, key: str) -> StoredObject:
@@ -380,7 +403,7 @@ class LocalStore(Store):
             return None
         return ObjectInfo(size, f'"{digest.hexdigest()}"')
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def list_keys(self, prefix: str) -> Iterator[str]:
         # Walk only the directory the prefix names, then filter like S3 does.
         base = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
         if not base.is_dir():
@@ -424,7 +447,7 @@ class LocalStore(Store):
             temp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
             try:
                 _copy(source, temp, progress)
-                os.replace(temp, path)
+                temp.replace(path)
             finally:
                 temp.unlink(missing_ok=True)
 
