@@ -373,7 +373,7 @@ class Registry:
         """
         check_alias(alias)
         self.get_manifest(name, version)
-        canary_doc = None
+        canary_doc: dict[str, Any] | None = None
         if (canary is None) != (weight is None):
             raise InvalidInput("a canary needs both a version and a weight")
         if canary is not None and weight is not None:
@@ -391,13 +391,7 @@ class Registry:
                 previous = current["previous"]  # only the canary changes
             else:
                 previous = current["version"]
-            return {
-                "alias": alias,
-                "version": version,
-                "canary": canary_doc,
-                "previous": previous,
-                "updated_at": iso(self.clock(), micro=True),
-            }
+            return self._alias_document(alias, version, canary_doc, previous)
 
         return self._swap(name, alias, change, action="move", reason=reason)
 
@@ -427,15 +421,20 @@ class Registry:
             while stack and stack[-1] != target:
                 stack.pop()
             previous = stack[-2] if len(stack) >= 2 else None
-            return {
-                "alias": alias,
-                "version": target,
-                "canary": None,
-                "previous": previous,
-                "updated_at": iso(self.clock(), micro=True),
-            }
+            return self._alias_document(alias, target, None, previous)
 
         return self._swap(name, alias, change, action="rollback", reason=reason or "rollback")
+
+    def _alias_document(
+        self, alias: str, version: int, canary: dict[str, Any] | None, previous: int | None
+    ) -> AliasDoc:
+        return {
+            "alias": alias,
+            "version": version,
+            "canary": canary,
+            "previous": previous,
+            "updated_at": iso(self.clock(), micro=True),
+        }
 
     def _alias_stack(self, name: str, alias: str) -> list[int]:
         stack: list[int] = []
