@@ -1,0 +1,146 @@
+"""The ``maas train-example`` and ``maas convert`` subcommands.
+
+:func:`register` adds them to the main parser's subcommands. This module
+imports nothing heavy: TensorFlow, onnx and onnxruntime load only when one of
+these commands runs, so ``maas --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from maas.errors import InvalidInput
+from maas.names import check_alias, check_name
+
+#: Duplicated from the modules that own them, which this module must not import.
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+PREFERENCES = ("smallest", "accurate", "fastest")
+DATASETS = ("digits", "mnist")
+
+
+def _precisions(text: str) -> list[str]:
+    from .pipeline import parse_precisions
+
+    return parse_precisions(text)
+
+
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(f"invalid --max-accuracy-drop {text!r}: a number of points") from None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInput(f"invalid --max-accuracy-drop {text!r}: points must be >= 0")
+    return value
+
+
+def _positive(what: str) -> Any:
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            raise InvalidInput(f"invalid {what} {text!r}: a positive integer")
+        return int(text)
+
+    return parse
+
+
+def _seed(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidInput(f"invalid --seed {text!r}: a non-negative integer")
+    return int(text)
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``train-example`` and ``convert`` to ``commands`` (the main parser's subparsers).
+
+    ``common`` is the parent parser carrying ``--registry`` and ``--json``. Each
+    subparser sets ``run``; a non-zero int it returns is the exit code.
+    """
+    train = commands.add_parser(
+        "train-example", parents=[common],
+        help="train the reference Keras model (digits, offline) and its eval/calib data",
+        description="Train Flatten -> Dense(128, relu) -> Dropout(0.2) -> Dense(10, softmax) "
+                    "with Adam and write DIR/model.keras, DIR/eval.npz, DIR/calib.npz and "
+                    "DIR/training.json (the settings, kept for lineage).")
+    train.add_argument("--dataset", choices=DATASETS, default="digits",
+                       help="digits: scikit-learn's bundled 8x8 digits (default, offline); "
+                            "mnist: --data mnist.npz, or Keras' downloader when online")
+    train.add_argument("--data", type=Path, metavar="PATH", help="a local mnist.npz")
+    train.add_argument("--epochs", type=_positive("--epochs"), metavar="N",
+                       help="default: 30 for digits, 5 for mnist")
+    train.add_argument("--seed", type=_seed, default=0, metavar="S")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR")
+    train.set_defaults(run=run_train)
+
+    convert = commands.add_parser(
+        "convert", parents=[common],
+        help="convert a Keras/SavedModel/tflite/ONNX model to validated ONNX variants",
+        description="Convert SRC to ONNX with tf2onnx, optimise it, build the requested "
+                    "precisions, validate every variant against SRC, refuse those that fail "
+                    "the quality gate and (with --publish) publish the others. Exits 2 when "
+                    "any variant was refused.")
+    convert.add_argument("source", type=Path, metavar="SRC",
+                         help=".keras file, SavedModel directory, .tflite or .onnx")
+    convert.add_argument("--name", required=True, type=check_name, help="the model's name")
+    convert.add_argument("--eval-data", type=Path, metavar="NPZ",
+                         help="x (and optionally y labels) to validate on")
+    convert.add_argument("--calib-data", type=Path, metavar="NPZ",
+                         help="x to calibrate int8-static on (never the eval data)")
+    convert.add_argument("--precision", type=_precisions, default=["fp32", "int8-dynamic"],
+                         dest="precisions", metavar="LIST",
+                         help=f"comma-separated, from {', '.join(PRECISIONS)} "
+                              "(default: fp32,int8-dynamic)")
+    convert.add_argument("--max-accuracy-drop", type=_points, default=1.0, metavar="PTS",
+                         help="refuse a variant whose accuracy is more than PTS points below "
+                              "the source model's (default: 1.0)")
+    convert.add_argument("--prefer", choices=PREFERENCES, default="smallest",
+                         help="which passing variant --alias points at (default: smallest)")
+    convert.add_argument("--opset", type=_positive("--opset"), metavar="N",
+                         help="ONNX opset (default: 17)")
+    convert.add_argument("--publish", action="store_true",
+                         help="publish every passing variant as a new version")
+    convert.add_argument("--alias", type=check_alias, metavar="A",
+                         help="point A at the preferred passing variant (needs --publish)")
+    convert.add_argument("--out", type=Path, metavar="DIR",
+                         help="also keep the variants here, as NAME-PRECISION.onnx")
+    convert.set_defaults(run=run_convert)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .progress import Reporter
+    from .train import train_example
+
+    result = train_example(args.out, dataset=args.dataset, data=args.data, epochs=args.epochs,
+                           seed=args.seed, reporter=Reporter.for_cli(args.json))
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        s = result.settings
+        print(f"trained on {s['dataset']['name']} for {s['epochs']} epochs (seed {s['seed']}): "
+              f"train accuracy {s['final_accuracy']:.2%}, eval accuracy {s['eval_accuracy']:.2%}")
+        print(f"  model  {result.model}")
+        print(f"  eval   {result.eval_data}  ({s['samples']['eval']} samples)")
+        print(f"  calib  {result.calib_data}  ({s['samples']['calib']} samples)")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from .pipeline import ConvertOptions, convert_model
+    from .progress import Reporter
+
+    options = ConvertOptions(
+        source=args.source, name=args.name, precisions=args.precisions,
+        eval_data=args.eval_data, calib_data=args.calib_data,
+        max_accuracy_drop=args.max_accuracy_drop, prefer=args.prefer, opset=args.opset,
+        publish=args.publish, alias=args.alias, registry=args.registry, out=args.out)
+    result = convert_model(options, Reporter.for_cli(args.json))
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(result.table())
+        if result.alias_version is not None:
+            print(f"{args.name}@{args.alias} -> {result.alias_version}")
+    return result.exit_code
