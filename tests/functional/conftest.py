@@ -5,6 +5,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from maas.registry import Registry
 from maas.store import LocalStore, S3Store, Store
 

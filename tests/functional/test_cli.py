@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maas.cli import main
 from maas.registry import Registry
 from maas.store import LocalStore

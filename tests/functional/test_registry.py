@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maas.errors import (
     Conflict,
     IntegrityError,
@@ -22,7 +23,6 @@ from maas.errors import (
 from maas.names import ModelRef
 from maas.registry import Registry
 from maas.store import LocalStore, Progress, S3Store, Store, StoredObject
-
 from tests.support import onnx_models
 
 

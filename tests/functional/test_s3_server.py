@@ -14,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from maas.errors import Conflict, IntegrityError
 from maas.registry import Registry
 from maas.store import S3Store, default_s3_client

@@ -43,6 +43,29 @@ def digits_mlp(seed: int = 0, hidden: int = 32) -> onnx.ModelProto:
     return model
 
 
+def two_heads() -> onnx.ModelProto:
+    """Inputs ``a`` and ``b`` (FP32, [-1, 4]); outputs ``sum`` and ``product``."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["a", "b"], ["sum"]),
+            helper.make_node("Mul", ["a", "b"], ["product"]),
+        ],
+        "two_heads",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["batch", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("sum", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("product", TensorProto.FLOAT, ["batch", 4]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def with_external_data(model: onnx.ModelProto, directory: Path) -> Path:
     """Save ``model`` with its weights in a side file (what publish must refuse)."""
     path = directory / "external.onnx"

@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 import pytest
+
 from maas.documents import decode, encode, validate
 from maas.errors import IntegrityError, InvalidInput
 

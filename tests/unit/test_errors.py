@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from maas import errors
 
 
@@ -14,6 +15,8 @@ from maas import errors
         (errors.PreconditionFailed, 409, 3),
         (errors.StoreUnavailable, 503, 5),
         (errors.IntegrityError, 500, 5),
+        (errors.ServerFault, 500, 1),
+        (errors.ModelTooLarge, 500, 1),
         (errors.NotReady, 503, 5),
     ],
 )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from maas.errors import InvalidInput
 from maas.names import NAME_PATTERN, ModelRef, check_alias, check_name, parse_version
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from maas.errors import InvalidInput, ModelRefused
-from maas.onnxfile import file_sha256, inspect_onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from maas.errors import InvalidInput, ModelRefused
+from maas.onnxfile import file_sha256, inspect_onnx
 from tests.support import onnx_models
 
 

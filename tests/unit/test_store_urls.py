@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from maas.errors import InvalidInput
 from maas.store import DEFAULT_REGISTRY, LocalStore, S3Store, check_key, open_store, registry_url
 

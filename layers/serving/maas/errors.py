@@ -56,11 +56,21 @@ class StoreUnavailable(MaasError):
     exit_code = 5
 
 
-class IntegrityError(MaasError):
-    """Stored bytes do not match what their manifest promises (sha256, size, schema)."""
+class ServerFault(MaasError):
+    """Our side is wrong (corrupt registry, misconfiguration); retrying will not help."""
 
     status = 500
+    exit_code = 1
+
+
+class IntegrityError(ServerFault):
+    """Stored bytes do not match what their manifest promises (sha256, size, schema)."""
+
     exit_code = 5
+
+
+class ModelTooLarge(ServerFault):
+    """A model whose footprint exceeds the whole cache budget: refused, never loaded."""
 
 
 class NotReady(MaasError):

@@ -1,0 +1,210 @@
+"""Loaded models: a memory-budgeted LRU of sessions over a sha256-keyed file cache.
+
+- A version is downloaded once into ``cache_dir/{sha256}.onnx`` and verified;
+  a file found there (even one left by an earlier process) is used only after
+  its sha256 is verified again.
+- Concurrent first uses of one version share a single load (single flight).
+- Sessions are evicted least-recently-used when the budget would be exceeded;
+  a request still running on an evicted session finishes on it (it holds a
+  reference), the next one reloads.
+- A model whose footprint exceeds the whole budget is refused before download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+from maas import metrics
+from maas.documents import Manifest
+from maas.errors import IntegrityError, MaasError, ModelTooLarge
+from maas.onnxfile import file_sha256
+from maas.registry import Registry
+from maas.runtime import LoadedModel, estimate_footprint
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, int]
+Loader = Callable[[str, int, Manifest, Path], LoadedModel]
+
+
+class ModelCache:
+    def __init__(
+        self,
+        registry: Registry,
+        cache_dir: Path,
+        budget_bytes: int,
+        telemetry: metrics.Telemetry | None = None,
+        loader: Loader = LoadedModel.load,
+    ) -> None:
+        self.registry = registry
+        self.cache_dir = cache_dir
+        self.budget_bytes = budget_bytes
+        self.telemetry = telemetry or metrics.Telemetry()
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._models: OrderedDict[Key, LoadedModel] = OrderedDict()
+        self._inflight: dict[Key, Future[LoadedModel]] = {}
+        self._manifests: dict[Key, Manifest] = {}
+        self._failed_prefetch: dict[Key, float] = {}
+
+    # ----------------------------------------------------------------- reads
+    def peek(self, name: str, version: int) -> LoadedModel | None:
+        """The loaded model, marked as recently used, or ``None``; never loads."""
+        with self._lock:
+            model = self._models.get((name, version))
+            if model is not None:
+                self._models.move_to_end((name, version))
+            return model
+
+    def loaded(self) -> list[Key]:
+        with self._lock:
+            return list(self._models)
+
+    @property
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(m.footprint for m in self._models.values())
+
+    def manifest(self, name: str, version: int) -> Manifest:
+        """Manifests are immutable, so each is read from the registry once."""
+        key = (name, version)
+        cached = self._manifests.get(key)
+        if cached is None:
+            cached = self.registry.get_manifest(name, version)
+            self._manifests[key] = cached
+        return cached
+
+    # ----------------------------------------------------------------- loads
+    def get(self, name: str, version: int) -> LoadedModel:
+        """The loaded model, loading it (once, whatever the concurrency) if needed."""
+        model = self.peek(name, version)
+        if model is not None:
+            self.telemetry.cache_hit()
+            return model
+        self.telemetry.cache_miss()
+        return self._load_shared(name, version).result()
+
+    def prefetch(self, name: str, version: int, retry_after: float) -> None:
+        """Start loading in the background (no-op if loaded, loading, or recently failed)."""
+        key = (name, version)
+        with self._lock:
+            if key in self._models or key in self._inflight:
+                return
+            failed_at = self._failed_prefetch.get(key)
+            if failed_at is not None and time.monotonic() - failed_at < retry_after:
+                return
+        thread = threading.Thread(
+            target=self._prefetch, args=key, daemon=True, name=f"maas-prefetch-{name}-{version}"
+        )
+        thread.start()
+
+    def _prefetch(self, name: str, version: int) -> None:
+        try:
+            self._load_shared(name, version).result()
+        except MaasError as exc:
+            with self._lock:
+                self._failed_prefetch[(name, version)] = time.monotonic()
+            log.warning(
+                "background load of %s:%s failed, still serving the previous version: %s",
+                name,
+                version,
+                exc,
+            )
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Block until no load is in flight (used by preload and tests)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._inflight.values())
+            if not pending:
+                return
+            for future in pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("model loads still in flight")
+                with contextlib.suppress(MaasError):
+                    future.result(remaining)
+
+    def _load_shared(self, name: str, version: int) -> Future[LoadedModel]:
+        key = (name, version)
+        with self._lock:
+            if key in self._models:
+                done: Future[LoadedModel] = Future()
+                done.set_result(self._models[key])
+                return done
+            future = self._inflight.get(key)
+            if future is not None:
+                return future
+            future = Future()
+            self._inflight[key] = future
+        try:
+            model = self._load(name, version)
+        except BaseException as exc:
+            future.set_exception(exc)
+            with self._lock:
+                del self._inflight[key]
+            raise
+        with self._lock:
+            self._insert(key, model)
+            del self._inflight[key]
+            self._failed_prefetch.pop(key, None)
+        future.set_result(model)
+        return future
+
+    def _load(self, name: str, version: int) -> LoadedModel:
+        started = time.perf_counter()
+        manifest = self.manifest(name, version)
+        footprint = estimate_footprint(manifest)
+        if footprint > self.budget_bytes:
+            raise ModelTooLarge(
+                f"{name}:{version} needs about {footprint / 2**20:.1f} MB, more than the whole "
+                f"model cache budget of {self.budget_bytes / 2**20:.1f} MB (MAAS_CACHE_MB); "
+                "not loaded"
+            )
+        path = self._local_file(name, version, manifest)
+        model = self._loader(name, version, manifest, path)
+        self.telemetry.model_loaded(name, version, (time.perf_counter() - started) * 1000)
+        return model
+
+    def _local_file(self, name: str, version: int, manifest: Manifest) -> Path:
+        sha256, size = manifest["model"]["sha256"], manifest["model"]["size"]
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cache_dir / f"{sha256}.onnx"
+        if path.is_file():
+            if file_sha256(path) == (sha256, size):
+                return path
+            log.warning("cached file %s failed verification; downloading again", path)
+            path.unlink(missing_ok=True)
+        try:
+            self.registry.fetch_model(name, version, path)
+        except IntegrityError:
+            self.telemetry.integrity_failure(name, version)
+            raise
+        self.telemetry.downloaded(name, version, size)
+        return path
+
+    def _insert(self, key: Key, model: LoadedModel) -> None:
+        """Add under the budget, evicting least-recently-used sessions. Caller holds the lock."""
+        while self._models and (
+            sum(m.footprint for m in self._models.values()) + model.footprint > self.budget_bytes
+        ):
+            evicted_key, evicted = self._models.popitem(last=False)
+            self.telemetry.evicted(*evicted_key)
+            log.info("evicted %s:%s from the model cache", *evicted_key)
+            self._forget_file(evicted, keep=model)
+        self._models[key] = model
+
+    def _forget_file(self, evicted: LoadedModel, keep: LoadedModel) -> None:
+        """Keep /tmp (512 MB by default on Lambda) from filling with evicted versions."""
+        sha256 = evicted.manifest["model"]["sha256"]
+        still_used = {m.manifest["model"]["sha256"] for m in (*self._models.values(), keep)}
+        if sha256 not in still_used:
+            (self.cache_dir / f"{sha256}.onnx").unlink(missing_ok=True)

@@ -1,0 +1,215 @@
+"""The serving core: resolve a model reference, get it loaded, validate, run.
+
+Independent of HTTP: protocol adapters build an :class:`InferenceRequest` and
+render the :class:`InferenceResult`. Nothing is loaded at import or
+construction; :meth:`DataPlane.preload` loads ``MAAS_PRELOAD`` explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from maas import metrics
+from maas.aliases import AliasCache
+from maas.cache import ModelCache
+from maas.config import ServingConfig
+from maas.errors import NotFound, NotReady, StoreUnavailable
+from maas.names import ModelRef, check_alias, check_name
+from maas.registry import Registry
+from maas.runtime import LoadedModel
+from maas.store import open_store
+from maas.tensors import InferenceRequest, InferenceResult, Tensor
+from maas.validation import select_outputs, validate_inputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str
+    version: int
+    alias: str | None  # the alias that led here, if any
+
+
+class DataPlane:
+    def __init__(
+        self,
+        config: ServingConfig,
+        registry: Registry | None = None,
+        telemetry: metrics.Telemetry | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.registry = registry or Registry(open_store(config.registry_url))
+        self.telemetry = telemetry or metrics.Telemetry()
+        # A private generator: canary splits must not depend on (or disturb)
+        # anyone else's use of the global one; SnapStart reseeds it on restore.
+        self.rng = rng or random.Random()
+        self.aliases = AliasCache(self.registry, config.alias_ttl_seconds, self.telemetry, clock)
+        self.models = ModelCache(
+            self.registry, config.cache_dir, config.cache_bytes, self.telemetry
+        )
+        self._serving: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> DataPlane:
+        return cls(ServingConfig.from_env())
+
+    # ---------------------------------------------------------- resolution
+    def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> Resolved:
+        """Which version answers. A version is exact; an alias (or, for a bare name,
+        the default alias) goes through its document and its canary split."""
+        check_name(name)
+        if version is not None:
+            self.models.manifest(name, version)  # NotFound for an unknown version
+            return Resolved(name, version, None)
+        chosen_alias = check_alias(alias) if alias is not None else self.config.default_alias
+        try:
+            document = self.aliases.get(name, chosen_alias)
+        except NotFound as exc:
+            if alias is None and "has no alias" in str(exc):
+                raise NotFound(
+                    f"{exc} (the default alias for a bare model name; "
+                    "set MAAS_DEFAULT_ALIAS or name a version)"
+                ) from None
+            raise
+        target = document["version"]
+        canary = document.get("canary")
+        if canary and self.rng.random() < canary["weight"]:
+            target = canary["version"]
+        return Resolved(name, target, chosen_alias)
+
+    def model(self, resolved: Resolved) -> tuple[LoadedModel, int]:
+        """The loaded model to answer with, and its version.
+
+        For an alias, a version that is not loaded yet is loaded in the
+        background while the alias's current version keeps answering; requests
+        switch once it is ready, so a move causes no cold start. With nothing
+        loaded, the load happens in the request.
+        """
+        loaded = self.models.peek(resolved.name, resolved.version)
+        if loaded is not None:
+            self.telemetry.cache_hit()
+            self._remember(resolved, resolved.version)
+            return loaded, resolved.version
+        if resolved.alias is not None:
+            with self._lock:
+                current = self._serving.get((resolved.name, resolved.alias))
+            fallback = self.models.peek(resolved.name, current) if current is not None else None
+            if fallback is not None and current is not None:
+                self.telemetry.cache_hit()
+                self.models.prefetch(
+                    resolved.name,
+                    resolved.version,
+                    retry_after=max(self.config.alias_ttl_seconds, 1.0),
+                )
+                return fallback, current
+        try:
+            model = self.models.get(resolved.name, resolved.version)
+        except StoreUnavailable as exc:
+            raise NotReady(
+                f"{resolved.name}:{resolved.version} is not loaded and the registry "
+                f"is unavailable: {exc}"
+            ) from exc
+        self._remember(resolved, resolved.version)
+        return model, resolved.version
+
+    def _remember(self, resolved: Resolved, version: int) -> None:
+        if resolved.alias is not None:
+            with self._lock:
+                self._serving[(resolved.name, resolved.alias)] = version
+
+    # ----------------------------------------------------------- inference
+    def infer(
+        self,
+        name: str,
+        request: InferenceRequest,
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> InferenceResult:
+        model, answered_by = self.model(self.resolve(name, version, alias))
+        feed = validate_inputs(
+            request.inputs,
+            model.inputs,
+            max_batch=self.config.max_batch,
+            nan_policy=self.config.nan_policy,
+        )
+        wanted = select_outputs(request.outputs, model.outputs)
+        started = time.perf_counter()
+        arrays = model.run(feed, wanted)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        datatypes = {spec["name"]: spec["datatype"] for spec in model.outputs}
+        outputs = [
+            Tensor(out, datatypes[out], array) for out, array in zip(wanted, arrays, strict=True)
+        ]
+        rows = int(request.inputs[0].array.shape[0]) if request.inputs[0].array.ndim else 1
+        self.telemetry.request(name, answered_by, elapsed_ms, rows)
+        return InferenceResult(name, answered_by, outputs, request.id)
+
+    # ------------------------------------------------------ metadata, health
+    def metadata(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> dict[str, Any]:
+        """Signature of the version a reference resolves to (without the canary split)."""
+        resolved = self._resolve_main(name, version, alias)
+        manifest = self.models.manifest(name, resolved)
+        return {
+            "name": name,
+            "version": resolved,
+            "versions": self.registry.list_versions(name),
+            "inputs": manifest["inputs"],
+            "outputs": manifest["outputs"],
+            "manifest": manifest,
+        }
+
+    def ready(self, name: str, version: int | None = None, alias: str | None = None) -> int:
+        """Load the referenced version if needed (a readiness probe also warms it)."""
+        resolved = self._resolve_main(name, version, alias)
+        try:
+            self.models.get(name, resolved)
+        except StoreUnavailable as exc:
+            raise NotReady(f"{name}:{resolved} cannot be loaded now: {exc}") from exc
+        return resolved
+
+    def _resolve_main(self, name: str, version: int | None, alias: str | None) -> int:
+        check_name(name)
+        if version is not None:
+            self.models.manifest(name, version)
+            return version
+        chosen = check_alias(alias) if alias is not None else self.config.default_alias
+        try:
+            return int(self.aliases.get(name, chosen)["version"])
+        except NotFound as exc:
+            if alias is None and "has no alias" in str(exc):
+                raise NotFound(
+                    f"{exc} (the default alias for a bare model name; "
+                    "set MAAS_DEFAULT_ALIAS or name a version)"
+                ) from None
+            raise
+
+    def server_ready(self) -> tuple[bool, str | None]:
+        """Ready when a model is loaded or the registry answers."""
+        if self.models.loaded():
+            return True, None
+        try:
+            self.registry.store.list_dirs("models/")
+        except StoreUnavailable as exc:
+            return False, str(exc)
+        return True, None
+
+    def preload(self, refs: tuple[ModelRef, ...] | None = None) -> list[tuple[str, int]]:
+        """Load ``MAAS_PRELOAD`` models now (for provisioned concurrency or SnapStart)."""
+        loaded = []
+        for ref in self.config.preload if refs is None else refs:
+            resolved = self.ready(ref.name, ref.version, ref.alias)
+            loaded.append((ref.name, resolved))
+            log.info("preloaded %s as %s:%s", ref, ref.name, resolved)
+        return loaded

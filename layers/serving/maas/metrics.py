@@ -1,0 +1,118 @@
+"""Metric names, in one place, and the thin layer that records them (CloudWatch EMF via Powertools).
+
+Per-request metrics (InferenceTime, Predictions, CacheHit/CacheMiss) go into
+the invocation's shared metric set, flushed once by the handler's
+``log_metrics``: one EMF record per request, whatever the number of metrics.
+Rare events (loads, downloads, evictions, stale serves) are emitted at once
+with their own dimensions through ``single_metric``, so they never change the
+dimensions of the request's set. Powertools flushes by itself at 100 metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+COLD_START = "ColdStart"  # emitted by Powertools' log_metrics(capture_cold_start_metric=True)
+MODEL_LOAD_TIME = "ModelLoadTime"
+MODEL_DOWNLOAD_BYTES = "ModelDownloadBytes"
+CACHE_HIT = "CacheHit"
+CACHE_MISS = "CacheMiss"
+CACHE_EVICTIONS = "CacheEvictions"
+INFERENCE_TIME = "InferenceTime"
+PREDICTIONS = "Predictions"
+STALE_SERVES = "StaleServes"
+INTEGRITY_FAILURES = "IntegrityFailures"
+
+DIMENSION_MODEL = "model"
+DIMENSION_VERSION = "version"
+DEFAULT_NAMESPACE = "maas"
+
+log = logging.getLogger(__name__)
+
+
+def default_metrics() -> Any:
+    """Powertools Metrics; its namespace comes from POWERTOOLS_METRICS_NAMESPACE."""
+    from aws_lambda_powertools import Metrics
+
+    namespace = None if os.environ.get("POWERTOOLS_METRICS_NAMESPACE") else DEFAULT_NAMESPACE
+    return Metrics(namespace=namespace)
+
+
+class Telemetry:
+    """What the serving core counts. Built on an injectable Powertools metrics object."""
+
+    def __init__(self, metrics: Any = None) -> None:
+        self._metrics = metrics
+
+    @property
+    def metrics(self) -> Any:
+        if self._metrics is None:
+            self._metrics = default_metrics()
+        return self._metrics
+
+    def _add(self, name: str, unit: MetricUnit, value: float) -> None:
+        self.metrics.add_metric(name=name, unit=unit, value=value)
+
+    def _event(
+        self,
+        name: str,
+        unit: MetricUnit,
+        value: float,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> None:
+        from aws_lambda_powertools.metrics import single_metric
+
+        dims: dict[str, str] = {}
+        if model is not None:
+            dims[DIMENSION_MODEL] = model
+        if version is not None:
+            dims[DIMENSION_VERSION] = str(version)
+        with single_metric(
+            name=name,
+            unit=unit,
+            value=value,
+            namespace=self.metrics.namespace,
+            default_dimensions=dims,
+        ) as metric:
+            del metric  # dimensions come from default_dimensions
+
+    # per request
+    def request(self, model: str, version: int, inference_ms: float, rows: int) -> None:
+        wanted = {DIMENSION_MODEL: model, DIMENSION_VERSION: str(version)}
+        current = self.metrics.dimension_set
+        if any(current.get(k) != v for k, v in wanted.items()):
+            if current.get(DIMENSION_MODEL) is not None and self.metrics.metric_set:
+                # Another model's request is still unflushed (no per-invocation
+                # flush, e.g. local serving): publish it before re-dimensioning.
+                self.metrics.flush_metrics()
+            for key, value in wanted.items():
+                self.metrics.add_dimension(name=key, value=value)
+        self._add(INFERENCE_TIME, MetricUnit.Milliseconds, inference_ms)
+        self._add(PREDICTIONS, MetricUnit.Count, rows)
+
+    def cache_hit(self) -> None:
+        self._add(CACHE_HIT, MetricUnit.Count, 1)
+
+    def cache_miss(self) -> None:
+        self._add(CACHE_MISS, MetricUnit.Count, 1)
+
+    # rare events
+    def model_loaded(self, model: str, version: int, load_ms: float) -> None:
+        self._event(MODEL_LOAD_TIME, MetricUnit.Milliseconds, load_ms, model, version)
+
+    def downloaded(self, model: str, version: int, size: int) -> None:
+        self._event(MODEL_DOWNLOAD_BYTES, MetricUnit.Bytes, size, model, version)
+
+    def evicted(self, model: str, version: int) -> None:
+        self._event(CACHE_EVICTIONS, MetricUnit.Count, 1, model, version)
+
+    def stale_serve(self, model: str) -> None:
+        self._event(STALE_SERVES, MetricUnit.Count, 1, model)
+
+    def integrity_failure(self, model: str, version: int) -> None:
+        self._event(INTEGRITY_FAILURES, MetricUnit.Count, 1, model, version)
