@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from maas.errors import InvalidInput
 from maas.onnxfile import file_sha256
 
@@ -48,6 +49,9 @@ def read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file; anything unreadable is :class:`InvalidInput`."""
     if not path.is_file():
         raise InvalidInput(f"{what} {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise InvalidInput(f"{what} {path} is not an .npz archive; write one with "
+                           "np.savez(path, x=inputs, y=labels)")
     try:
         # allow_pickle=False: an object array would run arbitrary code on load.
         with np.load(path, allow_pickle=False) as archive:

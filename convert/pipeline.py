@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from maas.errors import InvalidInput
 from maas.names import check_alias, check_name
 from maas.onnxfile import file_sha256
@@ -132,8 +133,9 @@ def _check_labels(source: Source, evaluation: Dataset, reference: dict[str, np.n
                            "is not a vector of class scores")
     classes = scores.shape[-1]
     if int(evaluation.labels.max()) >= classes:
-        raise InvalidInput(f"{evaluation.path}: label {int(evaluation.labels.max())} is out of "
-                           f"range for the model's {classes} classes")
+        raise InvalidInput(f"--eval-data {evaluation.path}['y']: label "
+                           f"{int(evaluation.labels.max())} is out of range for the model's "
+                           f"{classes} classes")
 
 
 def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> ConvertResult:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
 from maas.errors import InvalidInput, ModelRefused
 from maas.onnxfile import file_sha256
 
@@ -336,6 +337,7 @@ def _load_tflite(path: Path) -> Source:
 
 def _load_onnx(path: Path) -> Source:
     import onnxruntime as ort
+
     from maas.onnxfile import inspect_onnx
 
     inspect_onnx(path)  # refuses broken, hostile (external data) and input-less models

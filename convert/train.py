@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from maas.errors import InvalidInput
 from maas.onnxfile import file_sha256
 

@@ -11,13 +11,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from convert import cli, data, optimize, pipeline, sources, tfimport, to_onnx, train, validate
+    from convert import (
+        cli,
+        data,
+        optimize,
+        pipeline,
+        progress,
+        sources,
+        tfimport,
+        to_onnx,
+        train,
+        validate,
+    )
 else:
     from maas.convert import (
         cli,
         data,
         optimize,
         pipeline,
+        progress,
         sources,
         tfimport,
         to_onnx,
@@ -25,5 +37,5 @@ else:
         validate,
     )
 
-__all__ = ["cli", "data", "optimize", "pipeline", "sources", "tfimport", "to_onnx", "train",
-           "validate"]
+__all__ = ["cli", "data", "optimize", "pipeline", "progress", "sources", "tfimport", "to_onnx",
+           "train", "validate"]

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from maas.errors import InvalidInput, MaasError
 
+from maas.errors import InvalidInput, MaasError
 from tests.convert.api import cli, train
 
 BUCKET = "maas-convert-tests"

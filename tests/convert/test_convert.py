@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from maas.onnxfile import file_sha256
 from maas.registry import Registry, open_registry
-
 from tests.convert.api import tfimport, validate
 from tests.convert.conftest import BUCKET, Reference, run_cli
 from tests.convert.models import keras_mlp, save_npz
