@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.maas-installed
 DEMO := .maas/demo
 
-.PHONY: venv demo test lint typecheck unit clean
+.PHONY: venv demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "maas needs Python >= 3.11; found " + sys.version.split()[0] + " (set PYTHON=...)")'
@@ -34,6 +34,10 @@ unit: venv
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Benchmarks are not tests: ratios against a baseline taken in the same run.
+bench: venv
+	$(BIN)/python -m benchmarks.bench_core
 
 # Until the conversion pipeline lands, the demo is a registry round trip on a
 # local registry: publish two versions, move aliases (with a canary), show,

@@ -86,9 +86,7 @@ class ModelCache:
         """The loaded model, loading it (once, whatever the concurrency) if needed."""
         model = self.peek(name, version)
         if model is not None:
-            self.telemetry.cache_hit()
             return model
-        self.telemetry.cache_miss()
         return self._load_shared(name, version).result()
 
     def prefetch(self, name: str, version: int, retry_after: float) -> None:

@@ -87,8 +87,8 @@ class DataPlane:
             target = canary["version"]
         return Resolved(name, target, chosen_alias)
 
-    def model(self, resolved: Resolved) -> tuple[LoadedModel, int]:
-        """The loaded model to answer with, and its version.
+    def model(self, resolved: Resolved) -> tuple[LoadedModel, int, bool]:
+        """The loaded model to answer with, its version, and whether it was already loaded.
 
         For an alias, a version that is not loaded yet is loaded in the
         background while the alias's current version keeps answering; requests
@@ -97,21 +97,19 @@ class DataPlane:
         """
         loaded = self.models.peek(resolved.name, resolved.version)
         if loaded is not None:
-            self.telemetry.cache_hit()
             self._remember(resolved, resolved.version)
-            return loaded, resolved.version
+            return loaded, resolved.version, True
         if resolved.alias is not None:
             with self._lock:
                 current = self._serving.get((resolved.name, resolved.alias))
             fallback = self.models.peek(resolved.name, current) if current is not None else None
             if fallback is not None and current is not None:
-                self.telemetry.cache_hit()
                 self.models.prefetch(
                     resolved.name,
                     resolved.version,
                     retry_after=max(self.config.alias_ttl_seconds, 1.0),
                 )
-                return fallback, current
+                return fallback, current, True
         try:
             model = self.models.get(resolved.name, resolved.version)
         except StoreUnavailable as exc:
@@ -120,7 +118,7 @@ class DataPlane:
                 f"is unavailable: {exc}"
             ) from exc
         self._remember(resolved, resolved.version)
-        return model, resolved.version
+        return model, resolved.version, False
 
     def _remember(self, resolved: Resolved, version: int) -> None:
         if resolved.alias is not None:
@@ -135,7 +133,7 @@ class DataPlane:
         version: int | None = None,
         alias: str | None = None,
     ) -> InferenceResult:
-        model, answered_by = self.model(self.resolve(name, version, alias))
+        model, answered_by, was_loaded = self.model(self.resolve(name, version, alias))
         feed = validate_inputs(
             request.inputs,
             model.inputs,
@@ -151,7 +149,7 @@ class DataPlane:
             Tensor(out, datatypes[out], array) for out, array in zip(wanted, arrays, strict=True)
         ]
         rows = int(request.inputs[0].array.shape[0]) if request.inputs[0].array.ndim else 1
-        self.telemetry.request(name, answered_by, elapsed_ms, rows)
+        self.telemetry.request(name, answered_by, elapsed_ms, rows, cache_hit=was_loaded)
         return InferenceResult(name, answered_by, outputs, request.id)
 
     # ------------------------------------------------------ metadata, health

@@ -81,8 +81,10 @@ class Telemetry:
         ) as metric:
             del metric  # dimensions come from default_dimensions
 
-    # per request
-    def request(self, model: str, version: int, inference_ms: float, rows: int) -> None:
+    # per request: one call, into the invocation's shared set
+    def request(
+        self, model: str, version: int, inference_ms: float, rows: int, cache_hit: bool
+    ) -> None:
         wanted = {DIMENSION_MODEL: model, DIMENSION_VERSION: str(version)}
         current = self.metrics.dimension_set
         if any(current.get(k) != v for k, v in wanted.items()):
@@ -94,12 +96,7 @@ class Telemetry:
                 self.metrics.add_dimension(name=key, value=value)
         self._add(INFERENCE_TIME, MetricUnit.Milliseconds, inference_ms)
         self._add(PREDICTIONS, MetricUnit.Count, rows)
-
-    def cache_hit(self) -> None:
-        self._add(CACHE_HIT, MetricUnit.Count, 1)
-
-    def cache_miss(self) -> None:
-        self._add(CACHE_MISS, MetricUnit.Count, 1)
+        self._add(CACHE_HIT if cache_hit else CACHE_MISS, MetricUnit.Count, 1)
 
     # rare events
     def model_loaded(self, model: str, version: int, load_ms: float) -> None:
