@@ -31,6 +31,12 @@ class InvalidInput(MaasError):
     exit_code = 2
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request body over MAAS_MAX_BODY_BYTES, as received or once decompressed."""
+
+    status = 413
+
+
 class ModelRefused(InvalidInput):
     """A model file that maas will not publish or serve (not ONNX, hostile, broken)."""
 
