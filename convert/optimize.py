@@ -103,6 +103,26 @@ class _Calibration:
         self.start = 0
 
 
+def _output_nodes(path: Path) -> list[str]:
+    """Nodes that produce a graph output of an element-wise kind (Softmax, Sigmoid…).
+
+    Quantizing the final probabilities to 8 bits buys no speed (they are computed
+    in float either way) and rounds them to steps of 1/255 of their range, which
+    collapses close scores into ties; those nodes stay in float.
+    """
+    import onnx
+
+    model = onnx.load_model(str(path), load_external_data=False)
+    outputs = {value.name for value in model.graph.output}
+    return [node.name for node in model.graph.node
+            if node.op_type in _FLOAT_OUTPUT_OPS and node.name
+            and any(name in outputs for name in node.output)]
+
+
+#: Final activations left in float by int8-static (see :func:`_output_nodes`).
+_FLOAT_OUTPUT_OPS = frozenset({"Softmax", "LogSoftmax", "Sigmoid", "Tanh"})
+
+
 def int8_static(src: Path, dst: Path, calibration: Dataset,
                 progress: Callable[[int], None] | None = None) -> Path:
     """INT8 weights and activations in QDQ format, calibrated (min/max) on ``calibration``."""
@@ -120,7 +140,8 @@ def int8_static(src: Path, dst: Path, calibration: Dataset,
     try:
         with _quiet():
             quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=_output_nodes(src))
     except Exception as exc:
         raise _refuse("int8-static quantisation", exc) from exc
     return dst
