@@ -286,14 +286,19 @@ def _load_savedmodel(path: Path) -> Source:
 def tflite_interpreter(path: Path) -> Any:
     """LiteRT's interpreter when ai-edge-litert is installed, else the deprecated tf.lite one."""
     try:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+        from ai_edge_litert import interpreter as lite  # type: ignore[import-not-found]
     except ImportError:
         from .tfimport import tensorflow
 
-        Interpreter = tensorflow().lite.Interpreter
+        lite = tensorflow().lite
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        return Interpreter(model_path=str(path))
+        # Built-in kernels without the XNNPACK delegate: no "Created TensorFlow
+        # Lite XNNPACK delegate" line on stderr.
+        resolvers = getattr(lite, "OpResolverType", None) or lite.experimental.OpResolverType
+        return lite.Interpreter(
+            model_path=str(path),
+            experimental_op_resolver_type=resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
 
 
 def _load_tflite(path: Path) -> Source:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -39,5 +42,27 @@ def tf2onnx() -> Any:
     tensorflow()
     import tf2onnx
 
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    # tf2onnx logs each unsupported op at ERROR; the conversion error that follows
+    # says the same in one line.
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
     return tf2onnx
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while native code runs.
+
+    For C++ that prints straight to fd 2 with no log level to turn down, such as
+    the "Created TensorFlow Lite XNNPACK delegate" line of the tf.lite.Interpreter
+    that tf2onnx builds internally. Failures still surface as Python exceptions.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

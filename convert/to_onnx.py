@@ -107,11 +107,13 @@ def _from_tensorflow(source: Source, opset: int) -> onnx.ModelProto:
 
 
 def _from_tflite(source: Source, opset: int) -> onnx.ModelProto:
+    from .tfimport import native_stderr_silenced
     from .tfimport import tf2onnx as import_tf2onnx
 
     tf2onnx = import_tf2onnx()
     model: onnx.ModelProto
-    model, _ = tf2onnx.convert.from_tflite(str(source.path), opset=opset)
+    with native_stderr_silenced():
+        model, _ = tf2onnx.convert.from_tflite(str(source.path), opset=opset)
     rename(model, {s.source_name: s.name for s in [*source.inputs, *source.outputs]})
     return model
 

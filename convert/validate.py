@@ -87,7 +87,7 @@ def session(path: Path) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # failures become one clear error; no log lines on stderr
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -102,8 +102,9 @@ def run(sess: Any, feeds: Mapping[str, np.ndarray],
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
         batch = len(next(iter(feeds.values())))
-        raise ModelRefused(f"the ONNX model fails at batch {batch} (maas needs a dynamic "
-                           f"batch dimension): {text}") from exc
+        raise ModelRefused(f"the ONNX model fails at batch {batch}; maas needs a dynamic batch "
+                           "dimension (was the source exported with a fixed batch size?): "
+                           f"{text}") from exc
     return {name: np.asarray(r) for name, r in zip(outputs, results, strict=True)}
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from tests.convert.conftest import BUCKET, Reference, run_cli
 from tests.convert.models import keras_mlp, save_npz
 from tests.support.onnx_models import digits_mlp
 
+REPO = Path(__file__).resolve().parents[2]
 ALL = "fp32,int8-dynamic,fp16,int8-static"
 ROW_KEYS = {"precision", "size_bytes", "accuracy", "agreement", "max_abs_diff",
             "latency_ms_b1", "latency_ms_b64", "passed", "reason", "version"}
@@ -271,6 +274,36 @@ def test_tflite_source_converts_with_parity(tmp_path: Path) -> None:
     assert ":" not in name  # sanitized tflite tensor name
     got = np.asarray(session.run(None, {name: x})[0])
     assert np.abs(got - np.asarray(model.predict(x, verbose=0))).max() <= 1e-5
+
+
+def test_fixed_batch_tflite_is_refused_clearly(tmp_path: Path) -> None:
+    tf = tfimport.tensorflow()
+    model = keras_mlp(tmp_path / "m.keras", hidden=(16,))
+    model.export(str(tmp_path / "saved"), verbose=False,
+                 input_signature=[tf.TensorSpec([1, 8, 8], tf.float32, name="input")])
+    flat = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved")).convert()
+    (tmp_path / "one.tflite").write_bytes(flat)
+    outcome = run_cli("convert", tmp_path / "one.tflite", "--name", "one", "--precision", "fp32")
+    assert outcome.code == 2 and outcome.err.count("\n") == 1
+    assert "maas needs a dynamic batch dimension" in outcome.err
+
+
+def test_tflite_conversion_keeps_the_real_stderr_empty(tmp_path: Path) -> None:
+    """tf2onnx builds a tf.lite.Interpreter whose C++ side prints to fd 2."""
+    tf = tfimport.tensorflow()
+    model = keras_mlp(tmp_path / "m.keras", hidden=(16,))
+    model.export(str(tmp_path / "saved"), verbose=False)
+    flat = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved")).convert()
+    (tmp_path / "m.tflite").write_bytes(flat)
+    script = ("import sys\nfrom tests.convert.conftest import run_cli\n"
+              "o = run_cli(*sys.argv[1:])\n"
+              "sys.stdout.write(o.out); sys.stderr.write(o.err); sys.exit(o.code)\n")
+    done = subprocess.run([sys.executable, "-c", script, "convert", str(tmp_path / "m.tflite"),
+                           "--name", "lite", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert [r["precision"] for r in json.loads(done.stdout)] == ["fp32", "int8-dynamic"]
 
 
 def test_onnx_source_goes_through_the_same_validation(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 from maas.errors import InvalidInput
 from tests.convert.api import data, pipeline, progress, sources, tfimport, to_onnx, validate
 from tests.convert.conftest import run_cli
-from tests.convert.models import save_npz
+from tests.convert.models import keras_mlp, save_npz
 
 F32 = np.dtype(np.float32)
 
@@ -171,3 +171,25 @@ def test_keras_model_with_several_named_outputs(tmp_path: Path) -> None:
     expected = model(x, training=False)
     for name in ("digit", "score"):
         assert np.abs(got[name] - np.asarray(expected[name])).max() <= 1e-5
+
+
+def test_pipeline_reports_progress_of_the_long_steps(tmp_path: Path) -> None:
+    keras_mlp(tmp_path / "m.keras", hidden=(8,))
+    save_npz(tmp_path / "calib.npz", x=np.random.default_rng(0).random((40, 8, 8),
+                                                                   dtype=np.float32))
+    stream = io.StringIO()
+    options = pipeline.ConvertOptions(
+        source=tmp_path / "m.keras", name="m", precisions=["fp32", "int8-static"],
+        calib_data=tmp_path / "calib.npz", publish=True, alias="production",
+        registry=str(tmp_path / "registry"), out=tmp_path / "out")
+    result = pipeline.convert_model(options, progress.Reporter(True, stream))
+    shown = stream.getvalue()
+    for step in ("loading", "converting with tf2onnx", "optimizing", "calibrating int8-static",
+                 "validating fp32", "validating int8-static", "uploading fp32",
+                 "uploading int8-static"):
+        assert step in shown, step
+    assert result.exit_code == 0 and result.published == [1, 2]
+    smallest = min(result.rows, key=lambda r: r.size_bytes)
+    assert result.alias_version == smallest.version
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "m-fp32.onnx", "m-int8-static.onnx"]
