@@ -7,6 +7,7 @@ first byte is published, so bad input publishes nothing.
 
 from __future__ import annotations
 
+import platform
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from .progress import Reporter
 from .sources import Source, detect_kind, load_source
 from .to_onnx import check_opset, convert, converter_name
 from .validate import (
+    LATENCY_THREADS,
     PREFERENCES,
     Row,
     accuracy,
@@ -233,6 +235,9 @@ def _publish(registry: Any, options: ConvertOptions, result: ConvertResult,
                                   and row.precision == "int8-static" else None),
             "max_accuracy_drop": options.max_accuracy_drop,
             "golden_atol": row.golden_atol,
+            # Latency is this machine's, with one onnxruntime thread (a Lambda vCPU).
+            "latency_machine": f"{platform.system()} {platform.machine()}",
+            "latency_threads": LATENCY_THREADS,
         }
         details = {
             "precision": row.precision,

@@ -37,6 +37,8 @@ LATENCY_BATCHES = (1, 64)
 LATENCY_BUDGET_S = 0.5
 LATENCY_MAX_RUNS = 200
 LATENCY_MIN_RUNS = 5
+#: onnxruntime threads while measuring: one, like a small Lambda function's vCPU.
+LATENCY_THREADS = 1
 
 ROW_KEYS = ("precision", "size_bytes", "accuracy", "agreement", "max_abs_diff",
             "latency_ms_b1", "latency_ms_b64", "passed", "reason", "version")
@@ -85,8 +87,9 @@ def session(path: Path) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = LATENCY_THREADS
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 4  # failures become one clear error; no log lines on stderr
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
