@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Selection:
+    model: LoadedModel
+    version: int  # the version that answers (may differ from the resolved one during a move)
+    was_loaded: bool
+
+
+@dataclass(frozen=True)
 class Resolved:
     name: str
     version: int
@@ -126,14 +133,14 @@ class DataPlane:
                 self._serving[(resolved.name, resolved.alias)] = version
 
     # ----------------------------------------------------------- inference
-    def infer(
-        self,
-        name: str,
-        request: InferenceRequest,
-        version: int | None = None,
-        alias: str | None = None,
-    ) -> InferenceResult:
+    def select(self, name: str, version: int | None = None, alias: str | None = None) -> Selection:
+        """Resolve and get loaded: the model that will answer this request."""
         model, answered_by, was_loaded = self.model(self.resolve(name, version, alias))
+        return Selection(model, answered_by, was_loaded)
+
+    def run(self, selection: Selection, request: InferenceRequest) -> InferenceResult:
+        """Validate ``request`` against the selected model's signature and run it."""
+        model = selection.model
         feed = validate_inputs(
             request.inputs,
             model.inputs,
@@ -148,9 +155,21 @@ class DataPlane:
         outputs = [
             Tensor(out, datatypes[out], array) for out, array in zip(wanted, arrays, strict=True)
         ]
-        rows = int(request.inputs[0].array.shape[0]) if request.inputs[0].array.ndim else 1
-        self.telemetry.request(name, answered_by, elapsed_ms, rows, cache_hit=was_loaded)
-        return InferenceResult(name, answered_by, outputs, request.id)
+        first = request.inputs[0].array
+        rows = int(first.shape[0]) if first.ndim else 1
+        self.telemetry.request(
+            model.name, selection.version, elapsed_ms, rows, cache_hit=selection.was_loaded
+        )
+        return InferenceResult(model.name, selection.version, outputs, request.id)
+
+    def infer(
+        self,
+        name: str,
+        request: InferenceRequest,
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> InferenceResult:
+        return self.run(self.select(name, version, alias), request)
 
     # ------------------------------------------------------ metadata, health
     def metadata(
