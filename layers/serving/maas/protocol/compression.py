@@ -1,0 +1,160 @@
+"""Content-Encoding of request bodies and Accept-Encoding of responses.
+
+Decompression is incremental with a bounded output (``max_length``), so a
+compressed bomb (a few kilobytes that inflate to gigabytes) is refused after
+producing at most ``max_bytes + 1`` bytes, never allocated in full.
+
+``deflate`` is accepted both zlib-wrapped (RFC 9110's meaning) and raw (what
+some clients send, following old browser practice); responses use the zlib
+form.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from maas.errors import InvalidInput, PayloadTooLarge
+
+_GZIP = 16 + zlib.MAX_WBITS
+_ZLIB = zlib.MAX_WBITS
+_RAW = -zlib.MAX_WBITS
+_ALIASES = {"x-gzip": "gzip"}
+_SUPPORTED = ("gzip", "deflate", "identity")
+
+
+def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    """The decoded body, at most ``max_bytes`` long.
+
+    A list of codings (``gzip, identity``) is undone last-applied first, as
+    RFC 9110 orders them.
+    """
+    codings = [_coding(c) for c in (content_encoding or "").split(",")]
+    data = body
+    for coding in reversed([c for c in codings if c not in ("", "identity")]):
+        if coding == "gzip":
+            data = _inflate_gzip(data, max_bytes)
+        else:
+            data = _inflate_deflate(data, max_bytes)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the request body is over the limit of {max_bytes} bytes")
+    return data
+
+
+def _coding(raw: str) -> str:
+    coding = raw.strip().lower()
+    coding = _ALIASES.get(coding, coding)
+    if coding and coding not in _SUPPORTED:
+        raise InvalidInput(
+            f"unsupported Content-Encoding {raw.strip()[:40]!r}; use gzip, deflate or identity"
+        )
+    return coding
+
+
+def _inflate_gzip(data: bytes, max_bytes: int) -> bytes:
+    """gzip, including several concatenated members (which ``gzip`` tools produce)."""
+    out = bytearray()
+    rest = data
+    while True:
+        decoder = zlib.decompressobj(_GZIP)
+        rest = _inflate(decoder, rest, out, max_bytes, "gzip")
+        if not rest.strip(b"\x00"):  # padding zeros after the last member are allowed
+            return bytes(out)
+
+
+def _inflate_deflate(data: bytes, max_bytes: int) -> bytes:
+    out = bytearray()
+    if _looks_zlib(data):
+        try:
+            rest = _inflate(zlib.decompressobj(_ZLIB), data, out, max_bytes, "deflate")
+        except InvalidInput:
+            out.clear()  # a raw stream whose first two bytes pass the zlib check
+        else:
+            if rest:
+                raise InvalidInput("deflate data is followed by trailing bytes")
+            return bytes(out)
+    rest = _inflate(zlib.decompressobj(_RAW), data, out, max_bytes, "deflate")
+    if rest:
+        raise InvalidInput("deflate data is followed by trailing bytes")
+    return bytes(out)
+
+
+def _looks_zlib(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def _inflate(
+    decoder: zlib._Decompress, data: bytes, out: bytearray, max_bytes: int, name: str
+) -> bytes:
+    """Inflate one stream into ``out``; return the bytes that follow it."""
+    pending = data
+    try:
+        while not decoder.eof:
+            chunk = decoder.decompress(pending, max_bytes + 1 - len(out))
+            out += chunk
+            if len(out) > max_bytes:
+                raise PayloadTooLarge(
+                    f"the request body inflates to more than the limit of {max_bytes} bytes"
+                )
+            pending = decoder.unconsumed_tail
+            if not pending and not chunk and not decoder.eof:
+                raise InvalidInput(f"{name} data is truncated")
+    except zlib.error as exc:
+        raise InvalidInput(f"the body is not valid {name} data ({exc})") from None
+    return decoder.unused_data
+
+
+def compress(
+    body: bytes, accept_encoding: str | None, min_size: int = 1024
+) -> tuple[bytes, str | None]:
+    """The body to send and its Content-Encoding (None: send as is).
+
+    Bodies under ``min_size`` are not worth the CPU or the header, and a
+    compressed body that is not smaller is not sent.
+    """
+    if not accept_encoding or len(body) < min_size:
+        return body, None
+    coding = choose_encoding(accept_encoding)
+    if coding == "gzip":
+        compressed = _gzip(body)
+    elif coding == "deflate":
+        compressed = zlib.compress(body, 6)
+    else:
+        return body, None
+    if len(compressed) >= len(body):
+        return body, None
+    return compressed, coding
+
+
+def choose_encoding(accept_encoding: str) -> str | None:
+    """gzip or deflate, by the client's q-values; gzip wins ties; None if neither is acceptable."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        coding = _ALIASES.get(coding, coding)
+        if not coding:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0  # an unreadable weight does not make a coding acceptable
+                if not 0.0 <= q <= 1.0:  # also rejects nan
+                    q = 0.0
+        weights[coding] = max(weights.get(coding, 0.0), q)
+    best: str | None = None
+    best_q = 0.0
+    for coding in ("gzip", "deflate"):
+        q = weights.get(coding, weights.get("*", 0.0))
+        if q > best_q:
+            best, best_q = coding, q
+    return best
+
+
+def _gzip(body: bytes) -> bytes:
+    # mtime=0: the same body always compresses to the same bytes (ETags, tests).
+    encoder = zlib.compressobj(6, zlib.DEFLATED, _GZIP)
+    return encoder.compress(body) + encoder.flush()
