@@ -62,18 +62,25 @@ def _inflate_gzip(data: bytes, max_bytes: int) -> bytes:
 
 
 def _inflate_deflate(data: bytes, max_bytes: int) -> bytes:
-    out = bytearray()
-    if _looks_zlib(data):
+    if not _looks_zlib(data):
+        return _inflate_one(zlib.decompressobj(_RAW), data, max_bytes)
+    try:
+        return _inflate_one(zlib.decompressobj(_ZLIB), data, max_bytes)
+    except PayloadTooLarge:
+        raise
+    except InvalidInput as zlib_error:
+        # A raw stream can start with two bytes that pass the zlib header check.
         try:
-            rest = _inflate(zlib.decompressobj(_ZLIB), data, out, max_bytes, "deflate")
+            return _inflate_one(zlib.decompressobj(_RAW), data, max_bytes)
+        except PayloadTooLarge:
+            raise
         except InvalidInput:
-            out.clear()  # a raw stream whose first two bytes pass the zlib check
-        else:
-            if rest:
-                raise InvalidInput("deflate data is followed by trailing bytes")
-            return bytes(out)
-    rest = _inflate(zlib.decompressobj(_RAW), data, out, max_bytes, "deflate")
-    if rest:
+            raise zlib_error from None
+
+
+def _inflate_one(decoder: zlib._Decompress, data: bytes, max_bytes: int) -> bytes:
+    out = bytearray()
+    if _inflate(decoder, data, out, max_bytes, "deflate"):
         raise InvalidInput("deflate data is followed by trailing bytes")
     return bytes(out)
 

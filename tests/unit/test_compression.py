@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import gzip
+import os
+import tracemalloc
+import zlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from maas.errors import InvalidInput, PayloadTooLarge
+from maas.protocol.compression import choose_encoding, compress, decompress
+
+BODY = (
+    b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}' * 50
+)
+LIMIT = 6 * 1024 * 1024
+
+
+def raw_deflate(data: bytes) -> bytes:
+    encoder = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return encoder.compress(data) + encoder.flush()
+
+
+def bomb(wbits: int, megabytes: int = 50) -> bytes:
+    """``megabytes`` of zeros, compressed without ever holding them in memory."""
+    encoder = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    block = bytes(1 << 20)
+    return b"".join(encoder.compress(block) for _ in range(megabytes)) + encoder.flush()
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    return bomb(16 + zlib.MAX_WBITS)
+
+
+# -------------------------------------------------------------- decompress
+@pytest.mark.parametrize(
+    ("encoded", "encoding"),
+    [
+        (gzip.compress(BODY), "gzip"),
+        (gzip.compress(BODY), "GZIP"),
+        (gzip.compress(BODY), " x-gzip "),
+        (zlib.compress(BODY), "deflate"),
+        (raw_deflate(BODY), "deflate"),
+        (BODY, None),
+        (BODY, ""),
+        (BODY, "identity"),
+        (gzip.compress(BODY), "identity, gzip"),
+        (gzip.compress(zlib.compress(BODY)), "deflate, gzip"),
+        (gzip.compress(BODY[:100]) + gzip.compress(BODY[100:]), "gzip"),  # two members
+        (gzip.compress(BODY) + b"\x00" * 8, "gzip"),  # zero padding after the member
+    ],
+)
+def test_supported_encodings_decode(encoded: bytes, encoding: str | None) -> None:
+    assert decompress(encoded, encoding, LIMIT) == BODY
+
+
+def test_empty_identity_body_is_fine() -> None:
+    assert decompress(b"", None, LIMIT) == b""
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, br", "compress"])
+def test_unknown_encodings_are_refused(encoding: str) -> None:
+    with pytest.raises(InvalidInput, match="unsupported Content-Encoding"):
+        decompress(BODY, encoding, LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "encoding", "message"),
+    [
+        (BODY, "gzip", "not valid gzip data"),
+        (b"", "gzip", "gzip data is truncated"),
+        (gzip.compress(BODY)[:-12], "gzip", "gzip data is truncated"),
+        (gzip.compress(BODY) + b"garbage", "gzip", "not valid gzip data"),
+        (b"\x00\x01\x02 not deflate", "deflate", "not valid deflate data"),
+        (zlib.compress(BODY)[:20], "deflate", "deflate data is truncated"),
+        (zlib.compress(BODY) + b"xx", "deflate", "trailing bytes"),
+        (raw_deflate(BODY) + b"xx", "deflate", "trailing bytes"),
+        (b"", "deflate", "deflate data is truncated"),
+    ],
+)
+def test_bad_compressed_data_is_a_client_error(encoded: bytes, encoding: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as caught:
+        decompress(encoded, encoding, LIMIT)
+    assert not isinstance(caught.value, PayloadTooLarge)
+
+
+def test_output_limit_is_inclusive() -> None:
+    assert decompress(gzip.compress(BODY), "gzip", len(BODY)) == BODY
+    with pytest.raises(PayloadTooLarge):
+        decompress(gzip.compress(BODY), "gzip", len(BODY) - 1)
+    with pytest.raises(PayloadTooLarge):
+        decompress(raw_deflate(BODY), "deflate", len(BODY) - 1)
+    with pytest.raises(PayloadTooLarge):
+        decompress(BODY, None, len(BODY) - 1)
+
+
+def test_gzip_bomb_is_refused_without_inflating_it(gzip_bomb: bytes) -> None:
+    assert len(gzip_bomb) < 200_000  # 50 MB of zeros
+    limit = 1024 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge, match="inflates to more than the limit of 1048576"):
+            decompress(gzip_bomb, "gzip", limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * limit, f"peak {peak} bytes"
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS])
+def test_deflate_bombs_are_refused_too(wbits: int) -> None:
+    limit = 256 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge):
+            decompress(bomb(wbits, megabytes=8), "deflate", limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 1024 * 1024 + 4 * limit  # the bomb's own 1 MB block, then ours
+
+
+def test_bomb_inside_a_stack_of_encodings_is_refused(gzip_bomb: bytes) -> None:
+    with pytest.raises(PayloadTooLarge):
+        decompress(zlib.compress(gzip_bomb), "gzip, deflate", 1024 * 1024)
+
+
+# ---------------------------------------------------------------- compress
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("gzip", "gzip"),
+        ("deflate", "deflate"),
+        ("gzip, deflate, br", "gzip"),
+        ("deflate, gzip", "gzip"),  # tie: gzip preferred
+        ("br;q=1.0, gzip;q=0.8, *;q=0.1", "gzip"),
+        ("gzip;q=0.5, deflate;q=0.8", "deflate"),
+        ("gzip;q=0, deflate", "deflate"),
+        ("gzip;q=0", None),
+        ("GZIP;Q=0.3", "gzip"),
+        ("x-gzip", "gzip"),
+        ("*", "gzip"),
+        ("*;q=0", None),
+        ("*, gzip;q=0", "deflate"),
+        ("identity", None),
+        ("br", None),
+        ("gzip;q=abc", None),
+        ("gzip;q=2", None),
+        ("gzip;q=nan, deflate;q=0.1", "deflate"),
+        (" , ;, gzip ; q=0.9 ", "gzip"),
+        ("", None),
+    ],
+)
+def test_accept_encoding_q_values(accept: str, expected: str | None) -> None:
+    assert choose_encoding(accept) == expected
+
+
+def test_compress_gzip_and_deflate_decode_back() -> None:
+    body, encoding = compress(BODY, "gzip")
+    assert encoding == "gzip" and len(body) < len(BODY)
+    assert gzip.decompress(body) == BODY
+    body, encoding = compress(BODY, "deflate")
+    assert encoding == "deflate" and zlib.decompress(body) == BODY
+
+
+def test_compress_is_deterministic() -> None:
+    assert compress(BODY, "gzip") == compress(BODY, "gzip")
+
+
+def test_compress_skips_tiny_incompressible_or_unwanted_bodies() -> None:
+    assert compress(b'{"live": true}', "gzip") == (b'{"live": true}', None)
+    assert compress(BODY, None) == (BODY, None)
+    assert compress(BODY, "gzip;q=0") == (BODY, None)
+    noise = os.urandom(4096)
+    assert compress(noise, "gzip") == (noise, None)
+    assert compress(BODY[:200], "gzip", min_size=100)[1] == "gzip"
+
+
+@given(st.binary(max_size=4096), st.sampled_from(["gzip", "deflate"]))
+def test_compress_then_decompress_round_trips(data: bytes, accept: str) -> None:
+    body, encoding = compress(data, accept, min_size=0)
+    assert decompress(body, encoding, max(len(data), 1)) == data
