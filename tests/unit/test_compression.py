@@ -87,6 +87,13 @@ def test_bad_compressed_data_is_a_client_error(encoded: bytes, encoding: str, me
     assert not isinstance(caught.value, PayloadTooLarge)
 
 
+def test_many_gzip_members_are_refused_quickly() -> None:
+    empty = gzip.compress(b"")
+    with pytest.raises(InvalidInput, match="more than 16 members"):
+        decompress(empty * 200_000, "gzip", LIMIT)  # 4 MB of empty members
+    assert decompress(empty * 16, "gzip", LIMIT) == b""
+
+
 def test_output_limit_is_inclusive() -> None:
     assert decompress(gzip.compress(BODY), "gzip", len(BODY)) == BODY
     with pytest.raises(PayloadTooLarge):

@@ -161,6 +161,7 @@ def test_malformed_predict_requests_are_client_errors(
     ("body", "message"),
     [
         (b"", "is empty"),
+        (b" \n\t", "is empty"),
         (b"{", "not valid JSON"),
         (b"[]", "must be a JSON object, not an array"),
         (b"\xff", "not valid JSON"),

@@ -20,6 +20,7 @@ _ZLIB = zlib.MAX_WBITS
 _RAW = -zlib.MAX_WBITS
 _ALIASES = {"x-gzip": "gzip"}
 _SUPPORTED = ("gzip", "deflate", "identity")
+_MAX_GZIP_MEMBERS = 16
 
 
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
@@ -51,14 +52,18 @@ def _coding(raw: str) -> str:
 
 
 def _inflate_gzip(data: bytes, max_bytes: int) -> bytes:
-    """gzip, including several concatenated members (which ``gzip`` tools produce)."""
+    """gzip, including a few concatenated members (which ``gzip`` tools produce).
+
+    Members are capped because each one copies the rest of the body
+    (``unused_data``): thousands of empty members would cost quadratic time.
+    """
     out = bytearray()
     rest = data
-    while True:
-        decoder = zlib.decompressobj(_GZIP)
-        rest = _inflate(decoder, rest, out, max_bytes, "gzip")
+    for _ in range(_MAX_GZIP_MEMBERS):
+        rest = _inflate(zlib.decompressobj(_GZIP), rest, out, max_bytes, "gzip")
         if not rest.strip(b"\x00"):  # padding zeros after the last member are allowed
             return bytes(out)
+    raise InvalidInput(f"gzip data has more than {_MAX_GZIP_MEMBERS} members")
 
 
 def _inflate_deflate(data: bytes, max_bytes: int) -> bytes:

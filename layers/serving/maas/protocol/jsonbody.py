@@ -19,7 +19,7 @@ def parse_object(raw: bytes, what: str) -> dict[str, Any]:
     Bare ``NaN``/``Infinity`` tokens are accepted because Triton's and TF
     Serving's own clients send them for non-finite inputs.
     """
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise InvalidInput(f"{what} is empty; expected a JSON object")
     try:
         document = json.loads(raw)
