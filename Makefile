@@ -39,23 +39,11 @@ test: lint typecheck
 bench: venv
 	$(BIN)/python -m benchmarks.bench_core
 
-# Until the conversion pipeline lands, the demo is a registry round trip on a
-# local registry: publish two versions, move aliases (with a canary), show,
-# roll back, and read the history.
+# The main job end to end: train, convert (fp32 + int8-dynamic), validate,
+# publish, serve over HTTP, call it with V2 JSON, tritonclient binary and TF
+# Serving requests. See `maas demo --help`.
 demo: venv
-	rm -rf $(DEMO)
-	$(BIN)/python -m tests.support.onnx_models $(DEMO)/digits-a.onnx 0
-	$(BIN)/python -m tests.support.onnx_models $(DEMO)/digits-b.onnx 1
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas publish $(DEMO)/digits-a.onnx --name digits --alias production
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas publish $(DEMO)/digits-b.onnx --name digits --alias staging
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas models alias digits production 2 --canary 1 --weight 0.1 --reason "demo: promote with a 10% canary"
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas models list
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas models show digits
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas models show digits@production
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas models rollback digits --reason "demo: roll back"
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas models history digits
-	MAAS_REGISTRY=$(DEMO)/registry $(BIN)/maas models pull digits --out $(DEMO)/served.onnx
-	@echo "demo registry: $(DEMO)/registry"
+	$(BIN)/maas demo --workdir $(DEMO)
 
 clean:
 	rm -rf .maas .mypy_cache .ruff_cache .pytest_cache .hypothesis

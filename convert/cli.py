@@ -108,6 +108,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                          help="also keep the variants here, as NAME-PRECISION.onnx")
     convert.set_defaults(run=run_convert)
 
+    demo = commands.add_parser(
+        "demo", parents=[common],
+        help="the main job end to end: train, convert, publish, serve, call over HTTP",
+        description="Train the reference model on digits, convert it to fp32 and int8-dynamic, "
+                    "validate and publish both to a local registry, start `maas serve` on a free "
+                    "port, call it with V2 JSON, V2 binary (tritonclient) and TF Serving "
+                    "requests, and print predictions beside the true labels.")
+    demo.add_argument("--workdir", type=Path, default=Path(".maas/demo"), metavar="DIR",
+                      help="scratch directory, emptied first (default: .maas/demo)")
+    demo.add_argument("--epochs", type=_positive("--epochs"), metavar="N",
+                      help="training epochs (default: the train-example default)")
+    demo.set_defaults(run=run_demo)
+
 
 def run_train(args: argparse.Namespace) -> int:
     from .progress import Reporter
@@ -125,6 +138,12 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"  eval   {result.eval_data}  ({s['samples']['eval']} samples)")
         print(f"  calib  {result.calib_data}  ({s['samples']['calib']} samples)")
     return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    return demo(args.workdir, args.epochs)
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--reason", help="recorded in the alias history")
     publish.set_defaults(run=_publish)
 
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="local HTTP API over a registry, for development and tests (not for production)",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8080)
+    serve.set_defaults(run=_serve)
+
     models = commands.add_parser("models", help="inspect and move models, versions, aliases")
     sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
 
@@ -95,7 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("name", type=check_name)
     history.add_argument("--alias", type=check_alias, help="only this alias")
     history.set_defaults(run=_history)
+
+    from maas.convert.cli import register as register_convert  # imports nothing heavy
+
+    register_convert(commands, common)
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise InvalidInput(f"invalid port {text!r}: an integer from 0 to 65535 (0 = any free port)")
+    return int(text)
 
 
 def _weight(text: str) -> float:
@@ -258,6 +277,38 @@ def _pull(args: argparse.Namespace) -> None:
     )
 
 
+def _serve(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from maas.api import max_body_bytes
+    from maas.config import ServingConfig
+    from maas.handlers import inference_handler
+    from maas.local_server import LocalApiServer
+    from maas.store import registry_url
+
+    config = dataclasses.replace(ServingConfig.from_env(), registry_url=registry_url(args.registry))
+    handler = inference_handler(config)
+    try:
+        server = LocalApiServer((args.host, args.port), handler, max_body_bytes())
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    started = {"url": server.url, "registry": config.registry_url}
+    # One line, so a supervising process can read the URL of a --port 0 server.
+    print(
+        json.dumps(started)
+        if args.json
+        else f"maas serving {config.registry_url} at {server.url} "
+        "(development server; Ctrl-C stops)"
+    )
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 def _history(args: argparse.Namespace) -> None:
     registry = _registry(args)
     registry.require_model(args.name)
@@ -279,7 +330,9 @@ def _history(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        args.run(args)
+        code = args.run(args)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            return code
     except MaasError as exc:
         print(f"maas: error: {exc}", file=sys.stderr)
         return exc.exit_code

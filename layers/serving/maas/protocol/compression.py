@@ -1,12 +1,15 @@
-"""Content-Encoding of request bodies and Accept-Encoding of responses.
+"""Content-Encoding of request bodies.
+
+Responses are compressed by Powertools' event handler (``compress=True`` on a
+route: gzip when the client's Accept-Encoding names it); requests are not,
+which is what this module does.
 
 Decompression is incremental with a bounded output (``max_length``), so a
 compressed bomb (a few kilobytes that inflate to gigabytes) is refused after
 producing at most ``max_bytes + 1`` bytes, never allocated in full.
 
 ``deflate`` is accepted both zlib-wrapped (RFC 9110's meaning) and raw (what
-some clients send, following old browser practice); responses use the zlib
-form.
+some clients send, following old browser practice).
 """
 
 from __future__ import annotations
@@ -113,60 +116,3 @@ def _inflate(
     except zlib.error as exc:
         raise InvalidInput(f"the body is not valid {name} data ({exc})") from None
     return decoder.unused_data
-
-
-def compress(
-    body: bytes, accept_encoding: str | None, min_size: int = 1024
-) -> tuple[bytes, str | None]:
-    """The body to send and its Content-Encoding (None: send as is).
-
-    Bodies under ``min_size`` are not worth the CPU or the header, and a
-    compressed body that is not smaller is not sent.
-    """
-    if not accept_encoding or len(body) < min_size:
-        return body, None
-    coding = choose_encoding(accept_encoding)
-    if coding == "gzip":
-        compressed = _gzip(body)
-    elif coding == "deflate":
-        compressed = zlib.compress(body, 6)
-    else:
-        return body, None
-    if len(compressed) >= len(body):
-        return body, None
-    return compressed, coding
-
-
-def choose_encoding(accept_encoding: str) -> str | None:
-    """gzip or deflate, by the client's q-values; gzip wins ties; None if neither is acceptable."""
-    weights: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        coding, _, params = item.partition(";")
-        coding = coding.strip().lower()
-        coding = _ALIASES.get(coding, coding)
-        if not coding:
-            continue
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value.strip())
-                except ValueError:
-                    q = 0.0  # an unreadable weight does not make a coding acceptable
-                if not 0.0 <= q <= 1.0:  # also rejects nan
-                    q = 0.0
-        weights[coding] = max(weights.get(coding, 0.0), q)
-    best: str | None = None
-    best_q = 0.0
-    for coding in ("gzip", "deflate"):
-        q = weights.get(coding, weights.get("*", 0.0))
-        if q > best_q:
-            best, best_q = coding, q
-    return best
-
-
-def _gzip(body: bytes) -> bytes:
-    # mtime=0: the same body always compresses to the same bytes (ETags, tests).
-    encoder = zlib.compressobj(6, zlib.DEFLATED, _GZIP)
-    return encoder.compress(body) + encoder.flush()

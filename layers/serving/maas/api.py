@@ -1,0 +1,255 @@
+"""The HTTP API: API Gateway HTTP API (payload 2.0) events → the serving core.
+
+Transport only: routes adapt events to :class:`~maas.dataplane.DataPlane` and
+to the protocol codecs in :mod:`maas.protocol`. Errors from the one hierarchy
+in :mod:`maas.errors` become ``{"error": ...}`` responses here, in exactly one
+handler, with the status their class carries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from maas import __version__
+from maas.dataplane import DataPlane
+from maas.errors import InvalidInput, MaasError, PayloadTooLarge
+from maas.names import check_alias, parse_version
+from maas.protocol import compression, tfserving, v2
+
+log = logging.getLogger(__name__)
+
+HttpResponse = Response[Any]
+
+JSON = "application/json"
+MODEL_VERSION_HEADER = "x-maas-model-version"
+#: Lambda's synchronous payload limit, each way.
+LAMBDA_PAYLOAD_BYTES = 6 * 2**20
+
+
+def max_body_bytes(environ: dict[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    raw = env.get("MAAS_MAX_BODY_BYTES", "")
+    if not raw:
+        return LAMBDA_PAYLOAD_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput(f"MAAS_MAX_BODY_BYTES={raw!r} must be a positive integer")
+    return int(raw)
+
+
+def json_response(
+    status: int, document: Any, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    return Response(status, JSON, json.dumps(document, separators=(",", ":")), headers or {})
+
+
+def error_response(exc: MaasError) -> HttpResponse:
+    return json_response(exc.status, {"error": str(exc)})
+
+
+def version_or_alias(segment: str | None) -> tuple[int | None, str | None]:
+    """``/versions/{v}``: an integer version, or (a maas extension) an alias name."""
+    if segment is None:
+        return None, None
+    if segment.isdigit():
+        return parse_version(segment), None
+    return None, check_alias(segment)
+
+
+def openapi_document() -> dict[str, Any]:
+    text = resources.files("maas").joinpath("openapi.json").read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def build_app(
+    plane: Callable[[], DataPlane], body_limit: int = LAMBDA_PAYLOAD_BYTES
+) -> APIGatewayHttpResolver:
+    """The resolver with every route. ``plane`` is called per request, so the
+    DataPlane can be built (and swapped in tests) independently of the routes."""
+    app = APIGatewayHttpResolver()
+
+    def header(name: str) -> str | None:
+        value = app.current_event.headers.get(name)
+        return value if value is None else str(value)
+
+    def request_body() -> bytes:
+        event = app.current_event
+        raw = event.get("body") or ""
+        if event.get("isBase64Encoded"):
+            try:
+                body = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidInput("request body is not valid base64") from None
+        else:
+            body = raw.encode("utf-8")
+        if len(body) > body_limit:
+            raise PayloadTooLarge(
+                f"request body is {len(body)} bytes, over the limit of {body_limit} "
+                "(MAAS_MAX_BODY_BYTES)"
+            )
+        try:
+            return compression.decompress(body, header("content-encoding"), body_limit)
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(f"{exc} (MAAS_MAX_BODY_BYTES)") from None
+
+    def header_length() -> int | None:
+        return v2.parse_header_length(header(v2.HEADER_LENGTH))
+
+    # -------------------------------------------------------------- V2 health
+    @app.get("/v2/health/live")
+    def live() -> HttpResponse:
+        return json_response(200, {"live": True})
+
+    @app.get("/v2/health/ready")
+    def server_ready() -> HttpResponse:
+        ready, why = plane().server_ready()
+        if ready:
+            return json_response(200, {"ready": True})
+        return json_response(503, {"ready": False, "error": why})
+
+    @app.get("/v2")
+    def server_metadata() -> HttpResponse:
+        return json_response(200, v2.server_metadata(__version__))
+
+    # ------------------------------------------------------------- V2 models
+    def v2_metadata(model: str, segment: str | None) -> HttpResponse:
+        version, alias = version_or_alias(segment)
+        meta = plane().metadata(model, version, alias)
+        return json_response(
+            200, v2.model_metadata(model, meta["versions"], meta["inputs"], meta["outputs"])
+        )
+
+    def v2_ready(model: str, segment: str | None) -> HttpResponse:
+        version, alias = version_or_alias(segment)
+        plane().ready(model, version, alias)
+        return json_response(200, {"name": model, "ready": True})
+
+    def v2_infer(model: str, segment: str | None) -> HttpResponse:
+        version, alias = version_or_alias(segment)
+        serving = plane()
+        # Resolve first: an unknown model is a 404 whatever the body holds.
+        selection = serving.select(model, version, alias)
+        parsed = v2.decode_infer_request(request_body(), header_length())
+        result = serving.run(selection, parsed.request)
+        body, headers = v2.encode_infer_response(result, parsed.binary_outputs)
+        headers[MODEL_VERSION_HEADER] = str(result.model_version)
+        content_type = headers.pop("content-type", JSON)
+        # Powertools re-serialises non-str JSON bodies; binary bodies it base64-encodes.
+        payload: str | bytes = body.decode("utf-8") if content_type == JSON else body
+        return Response(200, content_type, payload, headers)
+
+    @app.get("/v2/models/<model>")
+    def v2_model(model: str) -> HttpResponse:
+        return v2_metadata(model, None)
+
+    @app.get("/v2/models/<model>/versions/<version>")
+    def v2_model_version(model: str, version: str) -> HttpResponse:
+        return v2_metadata(model, version)
+
+    @app.get("/v2/models/<model>/ready")
+    def v2_model_ready(model: str) -> HttpResponse:
+        return v2_ready(model, None)
+
+    @app.get("/v2/models/<model>/versions/<version>/ready")
+    def v2_model_version_ready(model: str, version: str) -> HttpResponse:
+        return v2_ready(model, version)
+
+    @app.post("/v2/models/<model>/infer", compress=True)
+    def v2_model_infer(model: str) -> HttpResponse:
+        return v2_infer(model, None)
+
+    @app.post("/v2/models/<model>/versions/<version>/infer", compress=True)
+    def v2_model_version_infer(model: str, version: str) -> HttpResponse:
+        return v2_infer(model, version)
+
+    # ------------------------------------------------------------ TF Serving
+    def tf_status(model: str, version: int | None, alias: str | None) -> HttpResponse:
+        meta = plane().metadata(model, version, alias)
+        return json_response(200, tfserving.model_status([meta["version"]]))
+
+    def tf_metadata(model: str, version: int | None, alias: str | None) -> HttpResponse:
+        meta = plane().metadata(model, version, alias)
+        return json_response(
+            200, tfserving.model_metadata(model, meta["version"], meta["inputs"], meta["outputs"])
+        )
+
+    def tf_predict(model: str, version: int | None, alias: str | None) -> HttpResponse:
+        serving = plane()
+        selection = serving.select(model, version, alias)
+        request, form = tfserving.decode_predict(request_body(), selection.model.inputs)
+        result = serving.run(selection, request)
+        return json_response(
+            200,
+            tfserving.encode_predict(result, form),
+            {MODEL_VERSION_HEADER: str(result.model_version)},
+        )
+
+    @app.get("/v1/models/<model>")
+    def tf_model(model: str) -> HttpResponse:
+        return tf_status(model, None, None)
+
+    @app.get("/v1/models/<model>/versions/<version>")
+    def tf_model_version(model: str, version: str) -> HttpResponse:
+        return tf_status(model, parse_version(version), None)
+
+    @app.get("/v1/models/<model>/labels/<label>")
+    def tf_model_label(model: str, label: str) -> HttpResponse:
+        return tf_status(model, None, check_alias(label))
+
+    @app.get("/v1/models/<model>/metadata")
+    def tf_model_metadata(model: str) -> HttpResponse:
+        return tf_metadata(model, None, None)
+
+    @app.get("/v1/models/<model>/versions/<version>/metadata")
+    def tf_model_version_metadata(model: str, version: str) -> HttpResponse:
+        return tf_metadata(model, parse_version(version), None)
+
+    @app.get("/v1/models/<model>/labels/<label>/metadata")
+    def tf_model_label_metadata(model: str, label: str) -> HttpResponse:
+        return tf_metadata(model, None, check_alias(label))
+
+    @app.post("/v1/models/<model>:predict", compress=True)
+    def tf_model_predict(model: str) -> HttpResponse:
+        return tf_predict(model, None, None)
+
+    @app.post("/v1/models/<model>/versions/<version>:predict", compress=True)
+    def tf_model_version_predict(model: str, version: str) -> HttpResponse:
+        return tf_predict(model, parse_version(version), None)
+
+    @app.post("/v1/models/<model>/labels/<label>:predict", compress=True)
+    def tf_model_label_predict(model: str, label: str) -> HttpResponse:
+        return tf_predict(model, None, check_alias(label))
+
+    # --------------------------------------------------------------- OpenAPI
+    @app.get("/openapi.json")
+    def openapi() -> HttpResponse:
+        return json_response(200, openapi_document())
+
+    # ---------------------------------------------------------------- errors
+    @app.exception_handler(MaasError)
+    def handle_maas_error(exc: MaasError) -> HttpResponse:
+        if exc.status >= 500:
+            log.error("request failed: %s", exc, exc_info=exc)
+        return error_response(exc)
+
+    @app.not_found
+    def handle_not_found(exc: Exception) -> HttpResponse:
+        event = app.current_event
+        return json_response(404, {"error": f"no route for {event.http_method} {event.path}"})
+
+    @app.exception_handler(Exception)
+    def handle_unexpected(exc: Exception) -> HttpResponse:
+        # A bug of ours: log it whole, tell the client only that it happened.
+        log.exception("unhandled error")
+        return json_response(500, {"error": "internal server error"})
+
+    return app

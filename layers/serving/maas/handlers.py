@@ -1,0 +1,66 @@
+"""Lambda entry points, assembled once per execution environment (at init).
+
+Powertools does the cross-cutting work: structured JSON logs with the Lambda
+context (Logger), one EMF record per invocation plus the ColdStart metric
+(Metrics). The DataPlane is built from the environment at init, and
+``MAAS_PRELOAD`` models are loaded there, outside any request.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+from maas import metrics
+from maas.api import build_app, max_body_bytes
+from maas.config import ServingConfig
+from maas.dataplane import DataPlane
+from maas.errors import MaasError
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def inference_handler(
+    config: ServingConfig | None = None, telemetry: metrics.Telemetry | None = None
+) -> LambdaHandler:
+    logger = Logger(service="maas")
+    # The core logs through the standard library; give it Powertools' JSON format.
+    copy_config_to_registered_loggers(
+        source_logger=logger, include={"maas"}, log_level=logging.INFO
+    )
+    telemetry = telemetry or metrics.Telemetry()
+    plane = DataPlane(config or ServingConfig.from_env(), telemetry=telemetry)
+    try:
+        plane.preload()
+    except MaasError as exc:
+        # Keep the environment alive: readiness reports 503 until the load succeeds.
+        logger.error("preload failed; models will load on first use", extra={"error": str(exc)})
+    app = build_app(lambda: plane, max_body_bytes())
+    return InferenceHandler(app, plane, logger, telemetry)
+
+
+class InferenceHandler:
+    """The Lambda entry point: logging context and one metric flush around each event."""
+
+    def __init__(
+        self, app: Any, plane: DataPlane, logger: Logger, telemetry: metrics.Telemetry
+    ) -> None:
+        self.app = app
+        self.plane = plane
+        # Health checks and metadata calls record no metric; Powertools would warn on each.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        inject = logger.inject_lambda_context(clear_state=True)
+        flush = telemetry.metrics.log_metrics(capture_cold_start_metric=True)
+        self._handle: LambdaHandler = inject(flush(self._resolve))
+
+    def _resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response: dict[str, Any] = self.app.resolve(event, context)
+        return response
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return self._handle(event, context)
