@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from maas import __version__
-from maas.errors import InvalidInput, MaasError
+from maas.errors import IntegrityError, InvalidInput, MaasError
 from maas.names import ModelRef, check_alias, check_name, parse_version
 
 EXIT_INTERNAL = 1
@@ -166,6 +166,13 @@ def _publish(args: argparse.Namespace) -> None:
         published = registry.publish(
             args.model, args.name, alias=args.alias, progress=progress, reason=args.reason
         )
+    if published.deployment == "failed":
+        raise IntegrityError(f"version {published.version} was published but failed "
+                             f"verification from the registry, so {args.alias} did not move: "
+                             f"{published.deployment_reason}")
+    if published.deployment == "skipped":
+        print(f"maas: warning: version {published.version} published; {args.alias} not moved: "
+              f"{published.deployment_reason}", file=sys.stderr)
     _emit(args, {"name": published.name, "version": published.version}, str(published.version))
 
 

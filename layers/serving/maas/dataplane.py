@@ -23,7 +23,7 @@ from maas.errors import NotFound, NotReady, StoreUnavailable
 from maas.names import ModelRef, check_alias, check_name
 from maas.registry import Registry
 from maas.runtime import LoadedModel
-from maas.store import open_store
+from maas.store import S3Store, open_store
 from maas.tensors import InferenceRequest, InferenceResult, Tensor
 from maas.validation import select_outputs, validate_inputs
 
@@ -69,6 +69,15 @@ class DataPlane:
     @classmethod
     def from_env(cls) -> DataPlane:
         return cls(ServingConfig.from_env())
+
+    def after_restore(self) -> None:
+        """Called after a SnapStart restore: fresh randomness, fresh S3 client."""
+        import os
+
+        self.rng.seed(int.from_bytes(os.urandom(16), "little"))
+        store = self.registry.store
+        if isinstance(store, S3Store):
+            store.reset_client()
 
     # ---------------------------------------------------------- resolution
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> Resolved:

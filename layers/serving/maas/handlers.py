@@ -41,7 +41,19 @@ def inference_handler(
         # Keep the environment alive: readiness reports 503 until the load succeeds.
         logger.error("preload failed; models will load on first use", extra={"error": str(exc)})
     app = build_app(lambda: plane, max_body_bytes())
+    _register_snapstart_hook(plane)
     return InferenceHandler(app, plane, logger, telemetry)
+
+
+def _register_snapstart_hook(plane: DataPlane) -> None:
+    """With SnapStart, every environment resumes from one memory snapshot: reseed
+    the canary's generator (or all environments would split requests alike) and
+    drop the boto3 client (its connections and credentials belong to the snapshot)."""
+    try:
+        from snapshot_restore_py import register_after_restore  # only on Lambda
+    except ImportError:
+        return
+    register_after_restore(plane.after_restore)
 
 
 class InferenceHandler:
@@ -61,6 +73,47 @@ class InferenceHandler:
     def _resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         response: dict[str, Any] = self.app.resolve(event, context)
         return response
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return self._handle(event, context)
+
+
+def deployer_handler(
+    registry_url: str | None = None, telemetry: metrics.Telemetry | None = None
+) -> DeployerHandler:
+    import os
+
+    from maas.deployer import Deployer
+    from maas.names import check_alias
+    from maas.registry import Registry
+    from maas.store import open_store
+    from maas.store import registry_url as resolve_url
+
+    logger = Logger(service="maas")
+    copy_config_to_registered_loggers(
+        source_logger=logger, include={"maas"}, log_level=logging.INFO
+    )
+    telemetry = telemetry or metrics.Telemetry()
+    registry = Registry(open_store(resolve_url(registry_url)))
+    incoming_alias = check_alias(os.environ.get("MAAS_INCOMING_ALIAS", "staging"))
+    return DeployerHandler(Deployer(registry, incoming_alias, telemetry), logger, telemetry)
+
+
+class DeployerHandler:
+    """S3 notifications in; a summary of what each record did out (also logged)."""
+
+    def __init__(self, deployer: Any, logger: Logger, telemetry: metrics.Telemetry) -> None:
+        self.deployer = deployer
+        self.logger = logger
+        inject = logger.inject_lambda_context(clear_state=True)
+        flush = telemetry.metrics.log_metrics()
+        self._handle: LambdaHandler = inject(flush(self._deploy))
+
+    def _deploy(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        outcomes = [o.as_json() for o in self.deployer.handle_event(event)]
+        for outcome in outcomes:
+            self.logger.info("deployer outcome", extra={"outcome": outcome})
+        return {"results": outcomes}
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         return self._handle(event, context)

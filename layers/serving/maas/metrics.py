@@ -26,6 +26,9 @@ INFERENCE_TIME = "InferenceTime"
 PREDICTIONS = "Predictions"
 STALE_SERVES = "StaleServes"
 INTEGRITY_FAILURES = "IntegrityFailures"
+DEPLOYMENT_SUCCEEDED = "DeploymentSucceeded"
+DEPLOYMENT_FAILED = "DeploymentFailed"
+DEPLOY_VALIDATION_TIME = "DeployValidationTime"
 
 DIMENSION_MODEL = "model"
 DIMENSION_VERSION = "version"
@@ -97,6 +100,15 @@ class Telemetry:
         self._add(INFERENCE_TIME, MetricUnit.Milliseconds, inference_ms)
         self._add(PREDICTIONS, MetricUnit.Count, rows)
         self._add(CACHE_HIT if cache_hit else CACHE_MISS, MetricUnit.Count, 1)
+
+    # the deployer: no dimensions, so alarms can watch them directly
+    def deployment(self, status: str, validation_ms: float) -> None:
+        if status == "succeeded":
+            self._add(DEPLOYMENT_SUCCEEDED, MetricUnit.Count, 1)
+        elif status == "failed":
+            self._add(DEPLOYMENT_FAILED, MetricUnit.Count, 1)
+        if validation_ms:
+            self._add(DEPLOY_VALIDATION_TIME, MetricUnit.Milliseconds, validation_ms)
 
     # rare events
     def model_loaded(self, model: str, version: int, load_ms: float) -> None:

@@ -46,6 +46,7 @@ from maas.errors import (
     Conflict,
     IntegrityError,
     InvalidInput,
+    ModelRefused,
     NotFound,
     PreconditionFailed,
 )
@@ -77,6 +78,8 @@ class Published:
     version: int
     manifest: Manifest
     alias: AliasDoc | None = None
+    deployment: str | None = None  # succeeded | failed | skipped, with --alias
+    deployment_reason: str | None = None
 
 
 class Registry:
@@ -309,20 +312,30 @@ class Registry:
         check_name(name)
         if alias is not None:
             check_alias(alias)
+        from maas.deploy import deploy_version
+        from maas.verify import verify_model
+
         info = inspect_onnx(path)
         merged = dict(details or {})
         if alias is not None:
             merged.setdefault("deploy", {"alias": alias, "canary_weight": None})
-        # Validate with a placeholder version so bad metadata is refused before any write.
-        self.build_manifest(name, 1, info, merged)
+        # The same verification the deployer runs, on the local file and a draft
+        # manifest (placeholder version), so a bad model or bad metadata is
+        # refused before anything is written.
+        verification = verify_model(path, self.build_manifest(name, 1, info, merged))
+        if not verification.passed:
+            raise ModelRefused(f"{path} refused: {verification.reason}")
         version = self._claim_version(name)
         self.store.upload_file(self.model_key(name, version), path, progress)
         manifest = self.build_manifest(name, version, info, merged)
         self.commit_manifest(manifest)
-        moved = None
-        if alias is not None:
-            moved = self.set_alias(name, alias, version, reason=reason or "publish")
-        return Published(name, version, manifest, moved)
+        if alias is None:
+            return Published(name, version, manifest)
+        # Deploy in-process with the deployer's own code; when the deployer later
+        # sees this manifest, it finds the deployment record and does nothing.
+        deployment = deploy_version(self, name, version, reason=reason or "publish")
+        return Published(name, version, manifest, deployment.alias, deployment.status,
+                         deployment.reason)
 
     def commit_manifest(self, manifest: Manifest) -> None:
         """Write a manifest exactly once: an existing version is never modified."""
@@ -391,9 +404,9 @@ class Registry:
                 previous = current["previous"]  # only the canary changes
             else:
                 previous = current["version"]
-            return self._alias_document(alias, version, canary_doc, previous)
+            return self.alias_document(alias, version, canary_doc, previous)
 
-        return self._swap(name, alias, change, action="move", reason=reason)
+        return self.swap_alias(name, alias, change, action="move", reason=reason)
 
     def rollback(
         self, name: str, alias: str = DEFAULT_ALIAS, reason: str | None = None
@@ -421,11 +434,16 @@ class Registry:
             while stack and stack[-1] != target:
                 stack.pop()
             previous = stack[-2] if len(stack) >= 2 else None
-            return self._alias_document(alias, target, None, previous)
+            return self.alias_document(alias, target, None, previous)
 
-        return self._swap(name, alias, change, action="rollback", reason=reason or "rollback")
+        return self.swap_alias(name, alias, change, action="rollback", reason=reason or "rollback")
 
-    def _alias_document(
+    def rolled_back_from(self, name: str, alias: str) -> set[int]:
+        """Versions this alias was rolled back away from."""
+        return {r["from"] for r in self.history(name, alias)
+                if r.get("action") == "rollback" and r["from"] is not None}
+
+    def alias_document(
         self, alias: str, version: int, canary: dict[str, Any] | None, previous: int | None
     ) -> AliasDoc:
         return {
@@ -446,7 +464,7 @@ class Registry:
                 stack.append(record["to"])
         return stack
 
-    def _swap(
+    def swap_alias(
         self,
         name: str,
         alias: str,
@@ -455,6 +473,11 @@ class Registry:
         action: str,
         reason: str | None,
     ) -> AliasDoc:
+        """Compare-and-swap the alias document to ``change(current)``, retrying on races.
+
+        ``change`` sees the document as just read; it may raise to abandon the
+        move, in which case nothing is written.
+        """
         key = self.alias_key(name, alias)
         for attempt in range(self.cas_attempts):
             found = self.read_alias(name, alias)

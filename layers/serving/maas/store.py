@@ -158,6 +158,10 @@ class S3Store(Store):
             self._client = default_s3_client()
         return self._client
 
+    def reset_client(self) -> None:
+        """Forget the client (e.g. after a SnapStart restore); the next call builds one."""
+        self._client = None
+
     def _key(self, key: str) -> str:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key

@@ -1,0 +1,215 @@
+"""The deployer: S3 upload events → verify → promote, for the deployer Lambda.
+
+Two kinds of upload arrive (see template.yaml's bucket notifications):
+
+- ``models/{name}/versions/{v}/manifest.json``: a version committed by
+  `maas publish` or `maas convert --publish`; deploy it (:mod:`maas.deploy`).
+- ``incoming/{name}/{file}.onnx``: a raw file copied with `aws s3 cp`. It
+  becomes the next version of ``name`` (signature read from the model, a smoke
+  test on random in-range inputs) and is deployed to ``MAAS_INCOMING_ALIAS``.
+
+S3 delivers at least once and in any order: every path is idempotent (records
+keyed by version, and by the upload's ETag for raw files). Transient I/O
+errors propagate so that Lambda retries the event; they are never recorded as
+a failed verification.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import onnxruntime
+
+from maas import __version__, metrics
+from maas.deploy import (
+    Deployment,
+    deploy_version,
+    deployment_record,
+    incoming_record_key,
+    write_record,
+)
+from maas.errors import InvalidInput, MaasError
+from maas.names import check_name
+from maas.onnxfile import file_sha256, inspect_onnx
+from maas.registry import Registry
+from maas.store import S3Store
+from maas.verify import Check, smoke_check
+
+log = logging.getLogger(__name__)
+
+MANIFEST_KEY = re.compile(r"^models/(?P<name>[^/]+)/versions/(?P<version>[0-9]+)/manifest\.json$")
+INCOMING_KEY = re.compile(r"^incoming/(?P<name>[^/]+)/(?P<file>[^/]+\.onnx)$")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    status: str  # succeeded | failed | skipped | duplicate | ignored
+    name: str | None = None
+    version: int | None = None
+    reason: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "status": self.status,
+            "name": self.name,
+            "version": self.version,
+            "reason": self.reason,
+        }
+
+
+class Deployer:
+    def __init__(
+        self,
+        registry: Registry,
+        incoming_alias: str = "staging",
+        telemetry: metrics.Telemetry | None = None,
+    ) -> None:
+        self.registry = registry
+        self.incoming_alias = incoming_alias
+        self.telemetry = telemetry or metrics.Telemetry()
+
+    # ------------------------------------------------------------ events
+    def handle_event(self, event: dict[str, Any]) -> list[Outcome]:
+        outcomes = []
+        for record in event.get("Records", []):
+            s3 = record.get("s3", {})
+            bucket = s3.get("bucket", {}).get("name", "")
+            key = unquote_plus(s3.get("object", {}).get("key", ""))
+            outcomes.append(self.on_object(bucket, key))
+        return outcomes
+
+    def on_object(self, bucket: str, key: str) -> Outcome:
+        relative = self._relative(bucket, key)
+        if relative is None:
+            return Outcome(key, "ignored", reason="not under this registry")
+        if match := MANIFEST_KEY.match(relative):
+            return self.on_manifest(key, match["name"], int(match["version"]))
+        if match := INCOMING_KEY.match(relative):
+            return self.on_incoming(key, relative, match["name"])
+        return Outcome(key, "ignored", reason="neither a manifest nor an incoming .onnx")
+
+    def _relative(self, bucket: str, key: str) -> str | None:
+        store = self.registry.store
+        if isinstance(store, S3Store):
+            if bucket != store.bucket:
+                return None
+            prefix = f"{store.prefix}/" if store.prefix else ""
+            return key[len(prefix) :] if key.startswith(prefix) else None
+        return key
+
+    # --------------------------------------------------------- manifests
+    def on_manifest(self, key: str, name: str, version: int) -> Outcome:
+        try:
+            check_name(name)
+        except InvalidInput as exc:
+            return Outcome(key, "ignored", reason=str(exc))
+        deployment = deploy_version(self.registry, name, version, reason="deployer")
+        return self._report(key, deployment)
+
+    def _report(self, key: str, deployment: Deployment) -> Outcome:
+        if not deployment.recorded:
+            return Outcome(
+                key,
+                "duplicate",
+                deployment.name,
+                deployment.version,
+                f"already {deployment.status}: {deployment.reason}",
+            )
+        self.telemetry.deployment(deployment.status, deployment.validation_seconds * 1000)
+        return Outcome(
+            key, deployment.status, deployment.name, deployment.version, deployment.reason
+        )
+
+    # ------------------------------------------------------ raw uploads
+    def on_incoming(self, key: str, relative: str, name: str) -> Outcome:
+        try:
+            check_name(name)
+        except InvalidInput as exc:
+            return Outcome(key, "ignored", reason=str(exc))
+        head = self.registry.store.head(relative)
+        if head is None:
+            return Outcome(key, "ignored", name, reason="the upload no longer exists")
+        # The event's ETag can be stale (the key may have been overwritten since).
+        etag = head.etag.strip('"')
+        record_key = incoming_record_key(name, etag)
+        earlier = deployment_record(self.registry, name, record_key)
+        if earlier is not None:
+            return Outcome(
+                key,
+                "duplicate",
+                name,
+                earlier.get("version"),
+                f"upload {etag} already handled: {earlier['status']}",
+            )
+        existing = self._version_from_upload(name, etag)
+        if existing is not None:
+            deployment = deploy_version(self.registry, name, existing, reason="deployer")
+            self._record_incoming(record_key, deployment)
+            return Outcome(
+                key, "duplicate", name, existing, f"upload {etag} is already version {existing}"
+            )
+        with tempfile.TemporaryDirectory(prefix="maas-incoming-") as scratch:
+            path = Path(scratch) / "model.onnx"
+            self.registry.store.download_file(relative, path)
+            deployment = self._publish_upload(path, name, relative, etag)
+        self._record_incoming(record_key, deployment)
+        return self._report(key, deployment)
+
+    def _publish_upload(self, path: Path, name: str, relative: str, etag: str) -> Deployment:
+        checks: list[dict[str, Any]] = []
+        try:
+            info = inspect_onnx(path)
+        except MaasError as exc:
+            return self._refused(name, Check("model", False, str(exc)), checks)
+        checks.append(Check("model", True, "self-contained ONNX that loads").as_json())
+        smoke = smoke_check(path, info)
+        if not smoke.passed:
+            return self._refused(name, smoke, checks)
+        checks.append(smoke.as_json())
+        sha256, _ = file_sha256(path)
+        details = {
+            "source": {
+                "framework": "onnx",
+                "file_sha256": sha256,
+                "converter": None,
+                "libraries": {"onnxruntime": onnxruntime.__version__, "maas": __version__},
+                "upload": {"key": relative, "etag": etag},
+            },
+        }
+        try:
+            published = self.registry.publish(
+                path, name, alias=self.incoming_alias, details=details, reason="incoming upload"
+            )
+        except InvalidInput as exc:
+            return self._refused(name, Check("verification", False, str(exc)), checks)
+        deployment = deploy_version(self.registry, name, published.version)
+        deployment.recorded = True
+        deployment.checks = checks + deployment.checks
+        return deployment
+
+    def _refused(self, name: str, check: Check, checks: list[dict[str, Any]]) -> Deployment:
+        log.error("raw upload for %s refused: %s: %s", name, check.name, check.detail)
+        return Deployment(
+            name, None, "failed", f"{check.name}: {check.detail}", [*checks, check.as_json()]
+        )
+
+    def _record_incoming(self, record_key: str, deployment: Deployment) -> None:
+        recorded = deployment.recorded
+        write_record(self.registry, deployment.name, record_key, deployment)
+        deployment.recorded = recorded
+
+    def _version_from_upload(self, name: str, etag: str) -> int | None:
+        """A redelivered upload whose version was created but not yet recorded."""
+        for version in reversed(self.registry.list_versions(name)):
+            upload = self.registry.get_manifest(name, version)["source"].get("upload") or {}
+            if upload.get("etag") == etag:
+                return version
+        return None
