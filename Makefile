@@ -38,6 +38,7 @@ test: lint typecheck
 # Benchmarks are not tests: ratios against a baseline taken in the same run.
 bench: venv
 	$(BIN)/python -m benchmarks.bench_core
+	$(BIN)/python -m benchmarks.bench_handler
 
 # The main job end to end: train, convert (fp32 + int8-dynamic), validate,
 # publish, serve over HTTP, call it with V2 JSON, tritonclient binary and TF
