@@ -30,7 +30,8 @@ def alias(
 def test_first_deployment_creates_the_alias() -> None:
     assert plan_move(manifest(1), None, set()) == {"version": 1, "canary": None, "previous": None}
     # A canary needs a main version; with none, the version is promoted outright.
-    assert plan_move(manifest(1, 0.2), None, set())["version"] == 1
+    outright = plan_move(manifest(1, 0.2), None, set())
+    assert outright is not None and outright["version"] == 1
 
 
 def test_a_newer_version_moves_the_alias_and_remembers_the_old_one() -> None:
