@@ -8,7 +8,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.maas-installed
 DEMO := .maas/demo
 
+# The AWS SAM CLI gets its own venv: it pins many packages that .venv must not
+# inherit. It needs a region to lint and build, never credentials or Docker.
+SAM_VENV ?= .sam-venv
+SAM_CLI_VERSION ?= 1.170.0
+SAM_STAMP := $(SAM_VENV)/.sam-installed
+SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SAM_CLI_TELEMETRY=0 \
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM_VENV)/bin/sam
+
 .PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: sam-venv validate build-x86_64 build-arm64 check-build
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "maas needs Python >= 3.11; found " + sys.version.split()[0] + " (set PYTHON=...)")'
@@ -32,8 +41,33 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck
+test: lint typecheck validate build-x86_64 build-arm64
 	$(BIN)/pytest
+
+# template.yaml: SAM's own lint, then cfn-lint from .venv (the version pinned there).
+validate: venv sam-venv
+	$(SAM) validate --lint
+	$(BIN)/cfn-lint template.yaml
+
+# `sam build` for one architecture, into its own build dir (the layer Makefile
+# reads LAYER_ARCH; SAM passes it nothing else), then the ELF and size report
+# (tests/infra/test_build.py asserts the same in `make test`). To deploy a
+# build: sam deploy --guided -t .aws-sam/build-ARCH/template.yaml \
+#   --parameter-overrides Architecture=ARCH
+build-x86_64 build-arm64: build-%: venv sam-venv
+	LAYER_ARCH=$* LAYER_PYTHON=$(abspath $(SAM_VENV))/bin/python $(SAM) build \
+		--build-dir .aws-sam/build-$* --parameter-overrides Architecture=$*
+	$(BIN)/python -m tests.infra.test_build $*
+
+check-build: build-x86_64 build-arm64
+
+$(SAM_STAMP): | $(STAMP)
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	touch $@
+
+sam-venv: $(SAM_STAMP)
 
 # Benchmarks are not tests: ratios against a baseline taken in the same run.
 bench: venv
