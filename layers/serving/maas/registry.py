@@ -8,8 +8,9 @@ here, from names checked before any I/O. Key layout (under the store's root)::
     models/{name}/versions/{v}/manifest.json       the manifest, written last: the commit point
     models/{name}/aliases/{alias}.json             alias document, moved by compare-and-swap
     models/{name}/history/{time}-{alias}-{rnd}.json  one record per alias move, append-only
-    models/{name}/deployments/{v}.json             the deployer's record for a version
-    incoming/{name}/...                            raw uploads for the deployer
+    models/{name}/deployments/{v}.json             the deployment record of a version
+    models/{name}/deployments/incoming-{etag}.json the record of a raw upload
+    incoming/{name}/{file}.onnx                    raw uploads for the deployer
 
 A version exists for readers only once its manifest does; a claim without a
 manifest (an abandoned or in-flight publish) is invisible and leaves a gap.
