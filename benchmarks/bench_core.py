@@ -36,6 +36,14 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def table_rows(rows: list[tuple[int, str, float, float, float]]) -> list[str]:
+    """Markdown rows: batch, case, p50, p99, ratio to the run's baseline."""
+    return [
+        f"| {b} | {name} | {p50:.1f} | {p99:.1f} | {ratio:.2f}x |"
+        for b, name, p50, p99, ratio in rows
+    ]
+
+
 def measure(fn: Callable[[], object], rounds: int, per_round: int) -> list[float]:
     samples: list[float] = []
     for _ in range(rounds):
@@ -141,10 +149,7 @@ def main() -> int:
         "| batch | case | p50 (µs) | p99 (µs) | p50 / raw |",
         "|---:|---|---:|---:|---:|",
     ]
-    lines += [
-        f"| {b} | {name} | {p50:.1f} | {p99:.1f} | {ratio:.2f}x |"
-        for b, name, p50, p99, ratio in rows
-    ]
+    lines += table_rows(rows)
     lines += [
         "",
         "Breakdown of the core's own work at batch 1 (p50, each step alone):",

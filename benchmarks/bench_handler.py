@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
-from benchmarks.bench_core import measure, percentile
+from benchmarks.bench_core import measure, percentile, table_rows
 from maas import metrics
 from maas.config import ServingConfig
 from maas.handlers import inference_handler
@@ -140,10 +140,7 @@ def main() -> int:
         "| batch | case | p50 (µs) | p99 (µs) | p50 / baseline |",
         "|---:|---|---:|---:|---:|",
     ]
-    lines += [
-        f"| {b} | {name} | {p50:.1f} | {p99:.1f} | {ratio:.2f}x |"
-        for b, name, p50, p99, ratio in rows
-    ]
+    lines += table_rows(rows)
     lines += [
         "",
         "On top of the baseline, the handler does routing, the Logger's per-invocation",

@@ -87,16 +87,7 @@ class DataPlane:
         if version is not None:
             self.models.manifest(name, version)  # NotFound for an unknown version
             return Resolved(name, version, None)
-        chosen_alias = check_alias(alias) if alias is not None else self.config.default_alias
-        try:
-            document = self.aliases.get(name, chosen_alias)
-        except NotFound as exc:
-            if alias is None and "has no alias" in str(exc):
-                raise NotFound(
-                    f"{exc} (the default alias for a bare model name; "
-                    "set MAAS_DEFAULT_ALIAS or name a version)"
-                ) from None
-            raise
+        chosen_alias, document = self._alias(name, alias)
         target = document["version"]
         canary = document.get("canary")
         if canary and self.rng.random() < canary["weight"]:
@@ -210,9 +201,14 @@ class DataPlane:
         if version is not None:
             self.models.manifest(name, version)
             return version
+        return int(self._alias(name, alias)[1]["version"])
+
+    def _alias(self, name: str, alias: str | None) -> tuple[str, dict[str, Any]]:
+        """The alias a reference goes through (the default one for a bare name) and its
+        document; never a fallback to the highest version."""
         chosen = check_alias(alias) if alias is not None else self.config.default_alias
         try:
-            return int(self.aliases.get(name, chosen)["version"])
+            return chosen, self.aliases.get(name, chosen)
         except NotFound as exc:
             if alias is None and "has no alias" in str(exc):
                 raise NotFound(
