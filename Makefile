@@ -73,6 +73,7 @@ sam-venv: $(SAM_STAMP)
 bench: venv
 	$(BIN)/python -m benchmarks.bench_core
 	$(BIN)/python -m benchmarks.bench_handler
+	$(BIN)/python -m benchmarks.bench_cold
 
 # The main job end to end: train, convert (fp32 + int8-dynamic), validate,
 # publish, serve over HTTP, call it with V2 JSON, tritonclient binary and TF
