@@ -488,3 +488,16 @@ def test_the_function_module_binds_the_handler(
     assert handler.plane.models.loaded() == [("digits", 1)]  # preloaded at init
     response = handler(json.loads((EVENTS / "v2-infer-json.json").read_text()), LocalContext())
     assert response["statusCode"] == 200
+
+
+def test_a_response_over_lambdas_limit_is_a_clear_400(invoke: Invoke,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from maas import api
+
+    monkeypatch.setattr(api, "LAMBDA_PAYLOAD_BYTES", 2000)
+    status, headers, body = invoke("POST", "/v2/models/digits/infer",
+                                   v2_json(digits_input(batch=64)))
+    assert status == 400 and headers["Content-Type"] == "application/json"
+    assert "over Lambda's 2000-byte response limit" in json.loads(body)["error"]
+    small = invoke("POST", "/v2/models/digits/infer", v2_json(digits_input(batch=1)))
+    assert small[0] == 200

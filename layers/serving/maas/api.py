@@ -64,6 +64,26 @@ def version_or_alias(segment: str | None) -> tuple[int | None, str | None]:
     return None, check_alias(segment)
 
 
+def within_lambda_payload(response: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
+    """Lambda fails a synchronous response over 6 MB, and API Gateway then answers a
+    bare 502; answer with a clear client error instead (the request asked for it)."""
+    limit = LAMBDA_PAYLOAD_BYTES if limit is None else limit
+    size = len(response.get("body") or "")
+    if size <= limit:
+        return response
+    exc = InvalidInput(
+        f"the response would be {size} bytes, over Lambda's {limit}-byte response limit: "
+        "send a smaller batch, request only the outputs you need, ask for binary outputs "
+        "(binary_data_output) or accept gzip"
+    )
+    return {
+        "statusCode": exc.status,
+        "headers": {"Content-Type": JSON},
+        "body": json.dumps({"error": str(exc)}),
+        "isBase64Encoded": False,
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     text = resources.files("maas").joinpath("openapi.json").read_text("utf-8")
     document: dict[str, Any] = json.loads(text)

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from maas import metrics
-from maas.api import build_app, max_body_bytes
+from maas.api import build_app, max_body_bytes, within_lambda_payload
 from maas.config import ServingConfig
 from maas.dataplane import DataPlane
 from maas.errors import MaasError
@@ -72,7 +72,7 @@ class InferenceHandler:
 
     def _resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         response: dict[str, Any] = self.app.resolve(event, context)
-        return response
+        return within_lambda_payload(response)
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         return self._handle(event, context)
