@@ -490,14 +490,37 @@ def test_the_function_module_binds_the_handler(
     assert response["statusCode"] == 200
 
 
-def test_a_response_over_lambdas_limit_is_a_clear_400(invoke: Invoke,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_response_over_lambdas_limit_is_a_clear_400(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from maas import api
 
     monkeypatch.setattr(api, "LAMBDA_PAYLOAD_BYTES", 2000)
-    status, headers, body = invoke("POST", "/v2/models/digits/infer",
-                                   v2_json(digits_input(batch=64)))
+    status, headers, body = invoke(
+        "POST", "/v2/models/digits/infer", v2_json(digits_input(batch=64))
+    )
     assert status == 400 and headers["Content-Type"] == "application/json"
     assert "over Lambda's 2000-byte response limit" in json.loads(body)["error"]
     small = invoke("POST", "/v2/models/digits/infer", v2_json(digits_input(batch=1)))
     assert small[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [
+        ("gzip", True),
+        ("br, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("gzip;q=0, *", False),
+    ],
+)
+def test_gzip_follows_accept_encoding_q_values(invoke: Invoke, accept: str, gzipped: bool) -> None:
+    for path, document in (
+        ("/v2/models/digits/infer", v2_json(digits_input(batch=8))),
+        ("/v1/models/digits:predict", {"instances": digits_input(batch=8).tolist()}),
+    ):
+        status, headers, body = invoke("POST", path, document, {"accept-encoding": accept})
+        assert status == 200
+        assert (headers.get("Content-Encoding") == "gzip") == gzipped, (path, accept)
+        json.loads(gzip.decompress(body) if gzipped else body)

@@ -130,3 +130,16 @@ def test_deflate_bombs_are_refused_too(wbits: int) -> None:
 def test_bomb_inside_a_stack_of_encodings_is_refused(gzip_bomb: bytes) -> None:
     with pytest.raises(PayloadTooLarge):
         decompress(zlib.compress(gzip_bomb), "gzip, deflate", 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [(None, False), ("", False), ("gzip", True), ("GZIP", True), ("x-gzip", True),
+     ("deflate, gzip;q=0.1", True), ("gzip;q=0", False), ("gzip; q=0.0", False),
+     ("*", True), ("*, gzip;q=0", False), ("gzip;q=abc", False), ("gzip;q=2", False),
+     ("identity", False)],
+)
+def test_accepts_gzip_honours_q_values(accept: str | None, expected: bool) -> None:
+    from maas.protocol.compression import accepts_gzip
+
+    assert accepts_gzip(accept) is expected

@@ -121,6 +121,9 @@ def build_app(
         except PayloadTooLarge as exc:
             raise PayloadTooLarge(f"{exc} (MAAS_MAX_BODY_BYTES)") from None
 
+    def gzip_ok() -> bool:
+        return compression.accepts_gzip(header("accept-encoding"))
+
     def header_length() -> int | None:
         return v2.parse_header_length(header(v2.HEADER_LENGTH))
 
@@ -165,7 +168,7 @@ def build_app(
         content_type = headers.pop("content-type", JSON)
         # Powertools re-serialises non-str JSON bodies; binary bodies it base64-encodes.
         payload: str | bytes = body.decode("utf-8") if content_type == JSON else body
-        return Response(200, content_type, payload, headers)
+        return Response(200, content_type, payload, headers, compress=gzip_ok())
 
     @app.get("/v2/models/<model>")
     def v2_model(model: str) -> HttpResponse:
@@ -207,11 +210,13 @@ def build_app(
         selection = serving.select(model, version, alias)
         request, form = tfserving.decode_predict(request_body(), selection.model.inputs)
         result = serving.run(selection, request)
-        return json_response(
+        response = json_response(
             200,
             tfserving.encode_predict(result, form),
             {MODEL_VERSION_HEADER: str(result.model_version)},
         )
+        response.compress = gzip_ok()
+        return response
 
     @app.get("/v1/models/<model>")
     def tf_model(model: str) -> HttpResponse:

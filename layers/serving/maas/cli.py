@@ -167,12 +167,17 @@ def _publish(args: argparse.Namespace) -> None:
             args.model, args.name, alias=args.alias, progress=progress, reason=args.reason
         )
     if published.deployment == "failed":
-        raise IntegrityError(f"version {published.version} was published but failed "
-                             f"verification from the registry, so {args.alias} did not move: "
-                             f"{published.deployment_reason}")
+        raise IntegrityError(
+            f"version {published.version} was published but failed "
+            f"verification from the registry, so {args.alias} did not move: "
+            f"{published.deployment_reason}"
+        )
     if published.deployment == "skipped":
-        print(f"maas: warning: version {published.version} published; {args.alias} not moved: "
-              f"{published.deployment_reason}", file=sys.stderr)
+        print(
+            f"maas: warning: version {published.version} published; {args.alias} not moved: "
+            f"{published.deployment_reason}",
+            file=sys.stderr,
+        )
     _emit(args, {"name": published.name, "version": published.version}, str(published.version))
 
 

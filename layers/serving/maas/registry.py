@@ -335,8 +335,9 @@ class Registry:
         # Deploy in-process with the deployer's own code; when the deployer later
         # sees this manifest, it finds the deployment record and does nothing.
         deployment = deploy_version(self, name, version, reason=reason or "publish")
-        return Published(name, version, manifest, deployment.alias, deployment.status,
-                         deployment.reason)
+        return Published(
+            name, version, manifest, deployment.alias, deployment.status, deployment.reason
+        )
 
     def commit_manifest(self, manifest: Manifest) -> None:
         """Write a manifest exactly once: an existing version is never modified."""
@@ -441,8 +442,11 @@ class Registry:
 
     def rolled_back_from(self, name: str, alias: str) -> set[int]:
         """Versions this alias was rolled back away from."""
-        return {r["from"] for r in self.history(name, alias)
-                if r.get("action") == "rollback" and r["from"] is not None}
+        return {
+            r["from"]
+            for r in self.history(name, alias)
+            if r.get("action") == "rollback" and r["from"] is not None
+        }
 
     def alias_document(
         self, alias: str, version: int, canary: dict[str, Any] | None, previous: int | None

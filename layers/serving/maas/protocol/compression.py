@@ -116,3 +116,29 @@ def _inflate(
     except zlib.error as exc:
         raise InvalidInput(f"the body is not valid {name} data ({exc})") from None
     return decoder.unused_data
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip, honouring q-values (``gzip;q=0`` means no).
+
+    Powertools compresses whenever the header merely contains "gzip" (so a bare
+    ``*`` gets no compression); routes pass this to the response so that an
+    explicit refusal is respected.
+    """
+    if not accept_encoding:
+        return False
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = _ALIASES.get(coding.strip().lower(), coding.strip().lower())
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if coding:
+            weights[coding] = q if 0.0 <= q <= 1.0 else 0.0
+    return weights.get("gzip", weights.get("*", 0.0)) > 0.0
