@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maas import __version__
 from maas.documents import (
@@ -55,6 +55,9 @@ from maas.names import ModelRef, check_alias, check_name
 from maas.onnxfile import OnnxInfo, file_sha256, inspect_onnx
 from maas.store import Progress, Store, open_store, registry_url
 
+if TYPE_CHECKING:
+    from maas.deploy import Deployment
+
 DEFAULT_ALIAS = "production"
 
 
@@ -79,8 +82,7 @@ class Published:
     version: int
     manifest: Manifest
     alias: AliasDoc | None = None
-    deployment: str | None = None  # succeeded | failed | skipped, with --alias
-    deployment_reason: str | None = None
+    deployment: Deployment | None = None  # with --alias: the in-process deployment
 
 
 class Registry:
@@ -323,7 +325,7 @@ class Registry:
         # The same verification the deployer runs, on the local file and a draft
         # manifest (placeholder version), so a bad model or bad metadata is
         # refused before anything is written.
-        verification = verify_model(path, self.build_manifest(name, 1, info, merged))
+        verification = verify_model(path, self.build_manifest(name, 1, info, merged), info)
         if not verification.passed:
             raise ModelRefused(f"{path} refused: {verification.reason}")
         version = self._claim_version(name)
@@ -335,9 +337,7 @@ class Registry:
         # Deploy in-process with the deployer's own code; when the deployer later
         # sees this manifest, it finds the deployment record and does nothing.
         deployment = deploy_version(self, name, version, reason=reason or "publish")
-        return Published(
-            name, version, manifest, deployment.alias, deployment.status, deployment.reason
-        )
+        return Published(name, version, manifest, deployment.alias, deployment)
 
     def commit_manifest(self, manifest: Manifest) -> None:
         """Write a manifest exactly once: an existing version is never modified."""
@@ -513,18 +513,20 @@ class Registry:
         action: str,
         reason: str | None,
     ) -> None:
-        now = self.clock()
+        # The move's time is the alias document's, stamped before its compare-and-swap:
+        # a clock read here, after the write, could order two racing moves backwards.
+        moved_at = datetime.fromisoformat(after["updated_at"].replace("Z", "+00:00"))
         record: HistoryRecord = {
             "alias": alias,
             "from": before["version"] if before else None,
             "to": after["version"],
             "canary": after["canary"],
-            "at": iso(now, micro=True),
+            "at": after["updated_at"],
             "by": self.actor,
             "reason": reason,
             "action": action,
         }
-        stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = moved_at.strftime("%Y%m%dT%H%M%S.%fZ")
         key = f"{self.history_prefix(name)}{stamp}-{alias}-{uuid.uuid4().hex[:12]}.json"
         self.store.put(key, encode("history", record), if_none_match=True)
 
