@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bench_core import append_section
 from maas.registry import Registry
 from maas.store import LocalStore
 from tests.support import onnx_models
@@ -90,9 +91,7 @@ def main() -> int:
         f"| {name} | {seconds * 1000:.0f} | {seconds / floor:.2f}x |" for name, seconds in rows
     ]
     lines.append("")
-    with out.open("a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    print("\n".join(lines))
+    append_section(out, lines)
     return 0
 
 

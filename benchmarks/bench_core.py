@@ -44,6 +44,13 @@ def table_rows(rows: list[tuple[int, str, float, float, float]]) -> list[str]:
     ]
 
 
+def append_section(out: Path, lines: list[str]) -> None:
+    """Add a section to RESULTS.md (bench_core writes it anew) and show it."""
+    with out.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    print("\n".join(lines))
+
+
 def measure(fn: Callable[[], object], rounds: int, per_round: int) -> list[float]:
     samples: list[float] = []
     for _ in range(rounds):

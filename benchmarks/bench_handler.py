@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
-from benchmarks.bench_core import measure, percentile, table_rows
+from benchmarks.bench_core import append_section, measure, percentile, table_rows
 from maas import metrics
 from maas.config import ServingConfig
 from maas.handlers import inference_handler
@@ -150,9 +150,7 @@ def main() -> int:
         f"{ratio_64['handler, V2 binary in and out']:.2f}x (binary) of the baseline.",
         "",
     ]
-    with out.open("a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    print("\n".join(lines))
+    append_section(out, lines)
     return 0
 
 

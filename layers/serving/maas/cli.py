@@ -166,16 +166,16 @@ def _publish(args: argparse.Namespace) -> None:
         published = registry.publish(
             args.model, args.name, alias=args.alias, progress=progress, reason=args.reason
         )
-    if published.deployment == "failed":
+    deployment = published.deployment
+    if deployment is not None and deployment.status == "failed":
         raise IntegrityError(
-            f"version {published.version} was published but failed "
-            f"verification from the registry, so {args.alias} did not move: "
-            f"{published.deployment_reason}"
+            f"version {published.version} was published but failed verification from the "
+            f"registry, so {args.alias} did not move: {deployment.reason}"
         )
-    if published.deployment == "skipped":
+    if deployment is not None and deployment.status == "skipped":
         print(
             f"maas: warning: version {published.version} published; {args.alias} not moved: "
-            f"{published.deployment_reason}",
+            f"{deployment.reason}",
             file=sys.stderr,
         )
     _emit(args, {"name": published.name, "version": published.version}, str(published.version))

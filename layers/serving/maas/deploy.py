@@ -17,6 +17,7 @@ same rules:
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import uuid
@@ -63,9 +64,7 @@ class Deployment:
         }
 
 
-def deployment_record(registry: Registry, name: str, key: str) -> dict[str, Any] | None:
-    import json
-
+def deployment_record(registry: Registry, key: str) -> dict[str, Any] | None:
     try:
         document: dict[str, Any] = json.loads(registry.store.get(key).data)
     except NotFound:
@@ -73,15 +72,14 @@ def deployment_record(registry: Registry, name: str, key: str) -> dict[str, Any]
     return document
 
 
-def write_record(registry: Registry, name: str, key: str, deployment: Deployment) -> None:
-    import json
-
+def write_record(registry: Registry, key: str, deployment: Deployment) -> bool:
+    """Write the record once; False when a concurrent delivery of the same event wrote it first."""
     body = (json.dumps(deployment.as_json(), indent=2) + "\n").encode()
     try:
         registry.store.put(key, body, if_none_match=True)
     except PreconditionFailed:
-        # A concurrent delivery of the same event recorded it first; same outcome.
-        deployment.recorded = False
+        return False
+    return True
 
 
 def plan_move(
@@ -160,7 +158,7 @@ def deploy_version(
     propagate (to be retried); only a model that fails a check is 'failed'.
     """
     key = Registry.deployment_key(name, version)
-    earlier = deployment_record(registry, name, key)
+    earlier = deployment_record(registry, key)
     if earlier is not None:
         return Deployment(
             name,
@@ -176,7 +174,7 @@ def deploy_version(
         deployment = Deployment(
             name, version, "failed", f"schema: {exc}", [Check("schema", False, str(exc)).as_json()]
         )
-        write_record(registry, name, key, deployment)
+        deployment.recorded = write_record(registry, key, deployment)
         return deployment
     with tempfile.TemporaryDirectory(prefix="maas-deploy-") as scratch:
         path = Path(scratch) / "model.onnx"
@@ -205,7 +203,7 @@ def finish(
             name, version, status, why, verification.as_json(), document, verification.seconds
         )
         log.info("deployment of %s:%s %s: %s", name, version, status, why)
-    write_record(registry, name, key, deployment)
+    deployment.recorded = write_record(registry, key, deployment)
     return deployment
 
 

@@ -140,7 +140,7 @@ class Deployer:
         # The event's ETag can be stale (the key may have been overwritten since).
         etag = head.etag.strip('"')
         record_key = incoming_record_key(name, etag)
-        earlier = deployment_record(self.registry, name, record_key)
+        earlier = deployment_record(self.registry, record_key)
         if earlier is not None:
             return Outcome(
                 key,
@@ -152,7 +152,7 @@ class Deployer:
         existing = self._version_from_upload(name, etag)
         if existing is not None:
             deployment = deploy_version(self.registry, name, existing, reason="deployer")
-            self._record_incoming(record_key, deployment)
+            write_record(self.registry, record_key, deployment)
             return Outcome(
                 key, "duplicate", name, existing, f"upload {etag} is already version {existing}"
             )
@@ -160,7 +160,7 @@ class Deployer:
             path = Path(scratch) / "model.onnx"
             self.registry.store.download_file(relative, path)
             deployment = self._publish_upload(path, name, relative, etag)
-        self._record_incoming(record_key, deployment)
+        write_record(self.registry, record_key, deployment)
         return self._report(key, deployment)
 
     def _publish_upload(self, path: Path, name: str, relative: str, etag: str) -> Deployment:
@@ -190,8 +190,8 @@ class Deployer:
             )
         except InvalidInput as exc:
             return self._refused(name, Check("verification", False, str(exc)), checks)
-        deployment = deploy_version(self.registry, name, published.version)
-        deployment.recorded = True
+        deployment = published.deployment
+        assert deployment is not None  # publish deploys whenever it is given an alias
         deployment.checks = checks + deployment.checks
         return deployment
 
@@ -200,11 +200,6 @@ class Deployer:
         return Deployment(
             name, None, "failed", f"{check.name}: {check.detail}", [*checks, check.as_json()]
         )
-
-    def _record_incoming(self, record_key: str, deployment: Deployment) -> None:
-        recorded = deployment.recorded
-        write_record(self.registry, deployment.name, record_key, deployment)
-        deployment.recorded = recorded
 
     def _version_from_upload(self, name: str, etag: str) -> int | None:
         """A redelivered upload whose version was created but not yet recorded."""

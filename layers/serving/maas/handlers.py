@@ -25,14 +25,19 @@ from maas.errors import MaasError
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def inference_handler(
-    config: ServingConfig | None = None, telemetry: metrics.Telemetry | None = None
-) -> LambdaHandler:
+def _logger() -> Logger:
     logger = Logger(service="maas")
     # The core logs through the standard library; give it Powertools' JSON format.
     copy_config_to_registered_loggers(
         source_logger=logger, include={"maas"}, log_level=logging.INFO
     )
+    return logger
+
+
+def inference_handler(
+    config: ServingConfig | None = None, telemetry: metrics.Telemetry | None = None
+) -> LambdaHandler:
+    logger = _logger()
     telemetry = telemetry or metrics.Telemetry()
     plane = DataPlane(config or ServingConfig.from_env(), telemetry=telemetry)
     try:
@@ -89,10 +94,7 @@ def deployer_handler(
     from maas.store import open_store
     from maas.store import registry_url as resolve_url
 
-    logger = Logger(service="maas")
-    copy_config_to_registered_loggers(
-        source_logger=logger, include={"maas"}, log_level=logging.INFO
-    )
+    logger = _logger()
     telemetry = telemetry or metrics.Telemetry()
     registry = Registry(open_store(resolve_url(registry_url)))
     incoming_alias = check_alias(os.environ.get("MAAS_INCOMING_ALIAS", "staging"))

@@ -161,14 +161,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
             while True:
                 size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
+                    self._skip_trailers()
                     break
                 take(size)
                 self.rfile.readline()  # CRLF after each chunk
         else:
             take(int(self.headers.get("Content-Length") or 0))
         return bytes(kept)
+
+    def _skip_trailers(self) -> None:
+        """Chunked bodies may end with trailer headers, then an empty line: read past them."""
+        line = self.rfile.readline()
+        while line not in (b"\r\n", b"\n", b""):
+            line = self.rfile.readline()
 
     def _handle(self) -> None:
         try:

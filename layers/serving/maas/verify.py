@@ -51,10 +51,11 @@ class Verification:
         return [c.as_json() for c in self.checks]
 
 
-def verify_model(path: Path, manifest: Manifest) -> Verification:
+def verify_model(path: Path, manifest: Manifest, info: OnnxInfo | None = None) -> Verification:
     """Run every check on a model file against its manifest; stop at the first failure.
 
-    Only refusals are recorded as failed checks; I/O trouble (the caller's
+    ``info``, when the caller already inspected this file, saves loading it
+    again. Only refusals are recorded as failed checks; I/O trouble (the caller's
     download, a full disk) raises, so that it is retried, never mistaken for a
     bad model.
     """
@@ -84,11 +85,12 @@ def verify_model(path: Path, manifest: Manifest) -> Verification:
         return _done(result, started)
     record("integrity", True, f"{size} bytes, sha256 {sha256}")
 
-    try:
-        info = inspect_onnx(path)
-    except MaasError as exc:
-        record("model", False, str(exc))
-        return _done(result, started)
+    if info is None or info.sha256 != sha256:  # reuse an inspection of these very bytes
+        try:
+            info = inspect_onnx(path)
+        except MaasError as exc:
+            record("model", False, str(exc))
+            return _done(result, started)
     record(
         "model",
         True,
