@@ -22,12 +22,12 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from maas import metrics
 from maas.config import ServingConfig
-from maas.dataplane import DataPlane
 from maas.registry import Registry
-from maas.runtime import session_options
+from maas.serving.dataplane import DataPlane
+from maas.serving.request_checks import validate_inputs
+from maas.serving.runtime import session_options
 from maas.store import LocalStore
 from maas.tensors import InferenceRequest, Tensor, tensor_from_data
-from maas.validation import validate_inputs
 from tests.support import onnx_models
 
 

@@ -26,10 +26,10 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 from benchmarks.bench_core import append_section, measure, percentile, table_rows
 from maas import metrics
 from maas.config import ServingConfig
-from maas.handlers import inference_handler
+from maas.lambda_entry import inference_handler
 from maas.local_server import LocalContext, build_event
 from maas.registry import Registry
-from maas.runtime import session_options
+from maas.serving.runtime import session_options
 from maas.store import LocalStore
 from tests.support import onnx_models
 

@@ -25,9 +25,7 @@ from . import optimize
 from .data import Dataset, bind, generated, read_npz
 from .lineage import git_commit, library_versions
 from .progress import Reporter
-from .sources import Source, detect_kind, load_source
-from .to_onnx import check_opset, convert, converter_name
-from .validate import (
+from .quality_gate import (
     LATENCY_THREADS,
     PREFERENCES,
     Row,
@@ -39,6 +37,8 @@ from .validate import (
     report_table,
     top1,
 )
+from .sources import Source, detect_kind, load_source
+from .to_onnx import check_opset, convert, converter_name
 
 DEFAULT_PRECISIONS = ("fp32", "int8-dynamic")
 DEFAULT_MAX_ACCURACY_DROP = 1.0

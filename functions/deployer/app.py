@@ -4,6 +4,6 @@ All logic ships in the serving layer (package ``maas``); this file only binds
 the Lambda entry point, built once per execution environment.
 """
 
-from maas.handlers import deployer_handler
+from maas.lambda_entry import deployer_handler
 
 handler = deployer_handler()

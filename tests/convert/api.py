@@ -17,11 +17,11 @@ if TYPE_CHECKING:
         optimize,
         pipeline,
         progress,
+        quality_gate,
         sources,
         tfimport,
         to_onnx,
         train,
-        validate,
     )
 else:
     from maas.convert import (
@@ -30,12 +30,22 @@ else:
         optimize,
         pipeline,
         progress,
+        quality_gate,
         sources,
         tfimport,
         to_onnx,
         train,
-        validate,
     )
 
-__all__ = ["cli", "data", "optimize", "pipeline", "progress", "sources", "tfimport", "to_onnx",
-           "train", "validate"]
+__all__ = [
+    "cli",
+    "data",
+    "optimize",
+    "pipeline",
+    "progress",
+    "quality_gate",
+    "sources",
+    "tfimport",
+    "to_onnx",
+    "train",
+]

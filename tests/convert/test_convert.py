@@ -17,7 +17,7 @@ import pytest
 
 from maas.onnxfile import file_sha256
 from maas.registry import Registry, open_registry
-from tests.convert.api import tfimport, validate
+from tests.convert.api import quality_gate, tfimport
 from tests.convert.conftest import BUCKET, Reference, run_cli
 from tests.convert.models import keras_mlp, save_npz
 from tests.support.onnx_models import digits_mlp
@@ -318,31 +318,31 @@ def test_onnx_source_goes_through_the_same_validation(tmp_path: Path) -> None:
 
 def test_gate_unit_fp32_parity_and_derived_variants(tmp_path: Path) -> None:
     def row(precision: str, diff: float, acc: float | None = 0.9) -> Any:
-        return validate.Row(precision, tmp_path, 1, acc, 1.0, diff, 0.1, 0.2)
+        return quality_gate.Row(precision, tmp_path, 1, acc, 1.0, diff, 0.1, 0.2)
 
-    fp32 = validate.gate(row("fp32", 3e-4), 0.9, 1.0)
+    fp32 = quality_gate.gate(row("fp32", 3e-4), 0.9, 1.0)
     assert not fp32.passed and fp32.reason is not None
     assert "max abs diff 0.0003" in fp32.reason and "limit 0.0001" in fp32.reason
-    derived = validate.gate(row("int8-dynamic", 1e-2), 0.9, 1.0, fp32)
+    derived = quality_gate.gate(row("int8-dynamic", 1e-2), 0.9, 1.0, fp32)
     assert not derived.passed and "fp32 conversion" in str(derived.reason)
-    ok = validate.gate(row("fp32", 1e-6), 0.9, 1.0)
+    ok = quality_gate.gate(row("fp32", 1e-6), 0.9, 1.0)
     assert ok.passed
     # Exactly at the threshold passes; just over fails.
-    assert validate.gate(row("int8-dynamic", 1e-2, 0.89), 0.9, 1.0, ok).passed
-    assert not validate.gate(row("int8-dynamic", 1e-2, 0.8889), 0.9, 1.0, ok).passed
+    assert quality_gate.gate(row("int8-dynamic", 1e-2, 0.89), 0.9, 1.0, ok).passed
+    assert not quality_gate.gate(row("int8-dynamic", 1e-2, 0.8889), 0.9, 1.0, ok).passed
     # Without labels, no accuracy gate applies.
-    assert validate.gate(row("fp16", 1e-2, None), None, 0.0, ok).passed
+    assert quality_gate.gate(row("fp16", 1e-2, None), None, 0.0, ok).passed
 
 
 def test_preferred_variant() -> None:
-    def row(precision: str, size: int, acc: float, b1: float) -> validate.Row:
-        return validate.Row(precision, Path(precision), size, acc, 1.0, 0.0, b1, b1 * 2)
+    def row(precision: str, size: int, acc: float, b1: float) -> quality_gate.Row:
+        return quality_gate.Row(precision, Path(precision), size, acc, 1.0, 0.0, b1, b1 * 2)
 
     fp32, small, fast = (row("fp32", 400, 0.97, 0.3), row("int8-dynamic", 100, 0.96, 0.2),
                          row("fp16", 200, 0.975, 0.1))
     rows = [fp32, small, fast]
-    assert validate.preferred(rows, "smallest") is small
-    assert validate.preferred(rows, "accurate") is fast
-    assert validate.preferred(rows, "fastest") is fast
+    assert quality_gate.preferred(rows, "smallest") is small
+    assert quality_gate.preferred(rows, "accurate") is fast
+    assert quality_gate.preferred(rows, "fastest") is fast
     small.refuse("no")
-    assert validate.preferred(rows, "smallest") is fast
+    assert quality_gate.preferred(rows, "smallest") is fast

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from maas.errors import InvalidInput
-from tests.convert.api import data, pipeline, progress, sources, tfimport, to_onnx, validate
+from tests.convert.api import data, pipeline, progress, quality_gate, sources, tfimport, to_onnx
 from tests.convert.conftest import run_cli
 from tests.convert.models import keras_mlp, save_npz
 
@@ -98,15 +98,15 @@ def test_rename_and_dynamic_batch(tmp_path: Path) -> None:
 
 
 def test_report_table_names_refusals(tmp_path: Path) -> None:
-    rows = [validate.Row("fp32", tmp_path, 40_000, 0.975, 1.0, 3e-7, 0.01, 0.05, version=1),
-            validate.Row("int8-static", tmp_path, 16_000, 0.95, 0.97, 2e-2, 0.01, 0.04)]
-    validate.gate(rows[1], 0.975, 1.0)
-    text = validate.report_table(rows, 0.975)
+    rows = [quality_gate.Row("fp32", tmp_path, 40_000, 0.975, 1.0, 3e-7, 0.01, 0.05, version=1),
+            quality_gate.Row("int8-static", tmp_path, 16_000, 0.95, 0.97, 2e-2, 0.01, 0.04)]
+    quality_gate.gate(rows[1], 0.975, 1.0)
+    text = quality_gate.report_table(rows, 0.975)
     lines = text.splitlines()
     assert lines[1].startswith("fp32") and "passed" in lines[1] and lines[1].endswith(" 1")
     assert lines[2].startswith("int8-static") and "REFUSED" in lines[2]
     assert lines[-1].startswith("int8-static refused: accuracy 95.00% is 2.50 points below")
-    assert set(rows[0].as_json()) == set(validate.ROW_KEYS)
+    assert set(rows[0].as_json()) == set(quality_gate.ROW_KEYS)
 
 
 def test_reporter_shows_steps_only_when_enabled() -> None:

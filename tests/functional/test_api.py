@@ -15,9 +15,9 @@ import boto3
 import numpy as np
 import pytest
 
-from maas.api import openapi_document
 from maas.config import ServingConfig
-from maas.handlers import inference_handler
+from maas.http_api import openapi_document
+from maas.lambda_entry import inference_handler
 from maas.local_server import LocalContext, build_event, response_body
 from maas.registry import Registry
 from maas.store import S3Store
@@ -280,7 +280,7 @@ def test_tf_serving_status_and_metadata(invoke: Invoke) -> None:
 def test_openapi_document_matches_the_routes(invoke: Invoke, handler: Any) -> None:
     document = ok_json(invoke("GET", "/openapi.json"))
     assert document == openapi_document()
-    from maas.api import build_app
+    from maas.http_api import build_app
 
     app = build_app(lambda: handler.plane)
     implemented = {
@@ -493,7 +493,7 @@ def test_the_function_module_binds_the_handler(
 def test_a_response_over_lambdas_limit_is_a_clear_400(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from maas import api
+    from maas import http_api as api
 
     monkeypatch.setattr(api, "LAMBDA_PAYLOAD_BYTES", 2000)
     status, headers, body = invoke(

@@ -16,13 +16,13 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 from botocore.exceptions import EndpointConnectionError
 
 from maas import metrics
-from maas.cache import ModelCache
 from maas.config import ServingConfig
-from maas.dataplane import DataPlane
 from maas.errors import IntegrityError, InvalidInput, ModelTooLarge, NotFound, NotReady
 from maas.names import ModelRef
 from maas.registry import Registry
-from maas.runtime import FOOTPRINT_FACTOR, LoadedModel
+from maas.serving.dataplane import DataPlane
+from maas.serving.model_cache import ModelCache
+from maas.serving.runtime import FOOTPRINT_FACTOR, LoadedModel
 from maas.store import S3Store
 from maas.tensors import InferenceRequest, tensor_from_data
 from tests.support import onnx_models

@@ -21,14 +21,14 @@ from onnx import TensorProto, helper, numpy_helper
 from maas import metrics
 from maas.cli import main
 from maas.config import ServingConfig
-from maas.deploy import SkipMove, plan_move
-from maas.deployer import Deployer
 from maas.documents import Manifest
 from maas.errors import StoreUnavailable
-from maas.handlers import inference_handler
+from maas.lambda_entry import inference_handler
 from maas.local_server import LocalContext, build_event, response_body
+from maas.promotion import SkipMove, plan_move
 from maas.registry import Registry
 from maas.store import S3Store
+from maas.upload_events import Deployer
 from tests.support import onnx_models
 from tests.support.make_events import EVENT_BUCKET, s3_put
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from maas.config import ServingConfig
-from maas.handlers import inference_handler
+from maas.lambda_entry import inference_handler
 from maas.local_server import LocalApiServer, LocalContext, build_event, response_body
 from maas.registry import Registry
 from maas.store import S3Store

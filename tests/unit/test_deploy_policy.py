@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from maas.deploy import SkipMove, plan_move
+from maas.promotion import SkipMove, plan_move
 
 
 def manifest(version: int, weight: float | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import os
 
 import onnxruntime as ort
 
-from maas.runtime import available_cpus, session_options
+from maas.serving.runtime import available_cpus, session_options
 
 
 def test_threads_follow_the_affinity_mask() -> None:

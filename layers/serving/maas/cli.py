@@ -292,9 +292,9 @@ def _pull(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from maas.api import max_body_bytes
     from maas.config import ServingConfig
-    from maas.handlers import inference_handler
+    from maas.http_api import max_body_bytes
+    from maas.lambda_entry import inference_handler
     from maas.local_server import LocalApiServer
     from maas.store import registry_url
 

@@ -56,7 +56,7 @@ from maas.onnxfile import OnnxInfo, file_sha256, inspect_onnx
 from maas.store import Progress, Store, open_store, registry_url
 
 if TYPE_CHECKING:
-    from maas.deploy import Deployment
+    from maas.promotion import Deployment
 
 DEFAULT_ALIAS = "production"
 
@@ -315,8 +315,8 @@ class Registry:
         check_name(name)
         if alias is not None:
             check_alias(alias)
-        from maas.deploy import deploy_version
-        from maas.verify import verify_model
+        from maas.model_checks import verify_model
+        from maas.promotion import deploy_version
 
         info = inspect_onnx(path)
         merged = dict(details or {})

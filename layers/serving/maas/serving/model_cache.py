@@ -26,7 +26,7 @@ from maas.documents import Manifest
 from maas.errors import IntegrityError, MaasError, ModelTooLarge
 from maas.onnxfile import file_sha256
 from maas.registry import Registry
-from maas.runtime import LoadedModel, estimate_footprint
+from maas.serving.runtime import LoadedModel, estimate_footprint
 
 log = logging.getLogger(__name__)
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from maas import metrics
-from maas.aliases import AliasCache
-from maas.cache import ModelCache
 from maas.config import ServingConfig
 from maas.errors import NotFound, NotReady, StoreUnavailable
 from maas.names import ModelRef, check_alias, check_name
 from maas.registry import Registry
-from maas.runtime import LoadedModel
+from maas.serving.alias_cache import AliasCache
+from maas.serving.model_cache import ModelCache
+from maas.serving.request_checks import select_outputs, validate_inputs
+from maas.serving.runtime import LoadedModel
 from maas.store import S3Store, open_store
 from maas.tensors import InferenceRequest, InferenceResult, Tensor
-from maas.validation import select_outputs, validate_inputs
 
 log = logging.getLogger(__name__)
 

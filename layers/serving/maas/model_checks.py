@@ -130,7 +130,7 @@ def _golden_check(path: Path, manifest: Manifest) -> tuple[str, bool, str]:
         return ("golden_samples", True, "none in the manifest")
     import onnxruntime as ort
 
-    from maas.runtime import session_options
+    from maas.serving.runtime import session_options
 
     session = ort.InferenceSession(
         str(path), session_options(1), providers=["CPUExecutionProvider"]
@@ -179,7 +179,7 @@ def smoke_check(path: Path, info: OnnxInfo, seed: int = 0) -> Check:
     import onnxruntime as ort
 
     from maas.datatypes import numpy_dtype
-    from maas.runtime import session_options
+    from maas.serving.runtime import session_options
 
     rng = np.random.default_rng(seed)
     feed: dict[str, Any] = {}

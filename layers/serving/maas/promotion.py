@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from maas.documents import AliasDoc, Manifest, iso, utc_now
 from maas.errors import IntegrityError, NotFound, PreconditionFailed
+from maas.model_checks import Check, Verification, verify_model
 from maas.registry import Registry
-from maas.verify import Check, Verification, verify_model
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Two kinds of upload arrive (see template.yaml's bucket notifications):
 
 - ``models/{name}/versions/{v}/manifest.json``: a version committed by
-  `maas publish` or `maas convert --publish`; deploy it (:mod:`maas.deploy`).
+  `maas publish` or `maas convert --publish`; deploy it (:mod:`maas.promotion`).
 - ``incoming/{name}/{file}.onnx``: a raw file copied with `aws s3 cp`. It
   becomes the next version of ``name`` (signature read from the model, a smoke
   test on random in-range inputs) and is deployed to ``MAAS_INCOMING_ALIAS``.
@@ -27,19 +27,19 @@ from urllib.parse import unquote_plus
 import onnxruntime
 
 from maas import __version__, metrics
-from maas.deploy import (
+from maas.errors import InvalidInput, MaasError
+from maas.model_checks import Check, smoke_check
+from maas.names import check_name
+from maas.onnxfile import file_sha256, inspect_onnx
+from maas.promotion import (
     Deployment,
     deploy_version,
     deployment_record,
     incoming_record_key,
     write_record,
 )
-from maas.errors import InvalidInput, MaasError
-from maas.names import check_name
-from maas.onnxfile import file_sha256, inspect_onnx
 from maas.registry import Registry
 from maas.store import S3Store
-from maas.verify import Check, smoke_check
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The HTTP API: API Gateway HTTP API (payload 2.0) events → the serving core.
 
-Transport only: routes adapt events to :class:`~maas.dataplane.DataPlane` and
+Transport only: routes adapt events to :class:`~maas.serving.dataplane.DataPlane` and
 to the protocol codecs in :mod:`maas.protocol`. Errors from the one hierarchy
 in :mod:`maas.errors` become ``{"error": ...}`` responses here, in exactly one
 handler, with the status their class carries.
@@ -20,10 +20,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from maas import __version__
-from maas.dataplane import DataPlane
 from maas.errors import InvalidInput, MaasError, PayloadTooLarge
 from maas.names import check_alias, parse_version
 from maas.protocol import compression, tfserving, v2
+from maas.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
 

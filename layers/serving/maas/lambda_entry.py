@@ -17,10 +17,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from maas import metrics
-from maas.api import build_app, max_body_bytes, within_lambda_payload
 from maas.config import ServingConfig
-from maas.dataplane import DataPlane
 from maas.errors import MaasError
+from maas.http_api import build_app, max_body_bytes, within_lambda_payload
+from maas.serving.dataplane import DataPlane
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -88,11 +88,11 @@ def deployer_handler(
 ) -> DeployerHandler:
     import os
 
-    from maas.deployer import Deployer
     from maas.names import check_alias
     from maas.registry import Registry
     from maas.store import open_store
     from maas.store import registry_url as resolve_url
+    from maas.upload_events import Deployer
 
     logger = _logger()
     telemetry = telemetry or metrics.Telemetry()

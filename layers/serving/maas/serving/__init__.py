@@ -1,0 +1,1 @@
+"""The serving core: resolve, load, check, run; no HTTP in it."""
