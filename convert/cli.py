@@ -60,65 +60,120 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     subparser sets ``run``; a non-zero int it returns is the exit code.
     """
     train = commands.add_parser(
-        "train-example", parents=[common],
+        "train-example",
+        parents=[common],
         help="train the reference Keras model (digits, offline) and its eval/calib data",
         description="Train Flatten -> Dense(128, relu) -> Dropout(0.2) -> Dense(10, softmax) "
-                    "with Adam and write DIR/model.keras, DIR/eval.npz, DIR/calib.npz and "
-                    "DIR/training.json (the settings, kept for lineage).")
-    train.add_argument("--dataset", choices=DATASETS, default="digits",
-                       help="digits: scikit-learn's bundled 8x8 digits (default, offline); "
-                            "mnist: --data mnist.npz, or Keras' downloader when online")
+        "with Adam and write DIR/model.keras, DIR/eval.npz, DIR/calib.npz and "
+        "DIR/training.json (the settings, kept for lineage).",
+    )
+    train.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="digits",
+        help="digits: scikit-learn's bundled 8x8 digits (default, offline); "
+        "mnist: --data mnist.npz, or Keras' downloader when online",
+    )
     train.add_argument("--data", type=Path, metavar="PATH", help="a local mnist.npz")
-    train.add_argument("--epochs", type=_positive("--epochs"), metavar="N",
-                       help="default: 30 for digits, 5 for mnist")
+    train.add_argument(
+        "--epochs",
+        type=_positive("--epochs"),
+        metavar="N",
+        help="default: 30 for digits, 5 for mnist",
+    )
     train.add_argument("--seed", type=_seed, default=0, metavar="S")
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
     train.set_defaults(run=run_train)
 
     convert = commands.add_parser(
-        "convert", parents=[common],
+        "convert",
+        parents=[common],
         help="convert a Keras/SavedModel/tflite/ONNX model to validated ONNX variants",
         description="Convert SRC to ONNX with tf2onnx, optimise it, build the requested "
-                    "precisions, validate every variant against SRC, refuse those that fail "
-                    "the quality gate and (with --publish) publish the others. Exits 2 when "
-                    "any variant was refused.")
-    convert.add_argument("source", type=Path, metavar="SRC",
-                         help=".keras file, SavedModel directory, .tflite or .onnx")
+        "precisions, validate every variant against SRC, refuse those that fail "
+        "the quality gate and (with --publish) publish the others. Exits 2 when "
+        "any variant was refused.",
+    )
+    convert.add_argument(
+        "source",
+        type=Path,
+        metavar="SRC",
+        help=".keras file, SavedModel directory, .tflite or .onnx",
+    )
     convert.add_argument("--name", required=True, type=check_name, help="the model's name")
-    convert.add_argument("--eval-data", type=Path, metavar="NPZ",
-                         help="x (and optionally y labels) to validate on")
-    convert.add_argument("--calib-data", type=Path, metavar="NPZ",
-                         help="x to calibrate int8-static on (never the eval data)")
-    convert.add_argument("--precision", type=_precisions, default=["fp32", "int8-dynamic"],
-                         dest="precisions", metavar="LIST",
-                         help=f"comma-separated, from {', '.join(PRECISIONS)} "
-                              "(default: fp32,int8-dynamic)")
-    convert.add_argument("--max-accuracy-drop", type=_points, default=1.0, metavar="PTS",
-                         help="refuse a variant whose accuracy is more than PTS points below "
-                              "the source model's (default: 1.0)")
-    convert.add_argument("--prefer", choices=PREFERENCES, default="smallest",
-                         help="which passing variant --alias points at (default: smallest)")
-    convert.add_argument("--opset", type=_positive("--opset"), metavar="N",
-                         help="ONNX opset (default: 17)")
-    convert.add_argument("--publish", action="store_true",
-                         help="publish every passing variant as a new version")
-    convert.add_argument("--alias", type=check_alias, metavar="A",
-                         help="point A at the preferred passing variant (needs --publish)")
-    convert.add_argument("--out", type=Path, metavar="DIR",
-                         help="also keep the variants here, as NAME-PRECISION.onnx")
+    convert.add_argument(
+        "--eval-data", type=Path, metavar="NPZ", help="x (and optionally y labels) to validate on"
+    )
+    convert.add_argument(
+        "--calib-data",
+        type=Path,
+        metavar="NPZ",
+        help="x to calibrate int8-static on (never the eval data)",
+    )
+    convert.add_argument(
+        "--precision",
+        type=_precisions,
+        default=["fp32", "int8-dynamic"],
+        dest="precisions",
+        metavar="LIST",
+        help=f"comma-separated, from {', '.join(PRECISIONS)} (default: fp32,int8-dynamic)",
+    )
+    convert.add_argument(
+        "--max-accuracy-drop",
+        type=_points,
+        default=1.0,
+        metavar="PTS",
+        help="refuse a variant whose accuracy is more than PTS points below "
+        "the source model's (default: 1.0)",
+    )
+    convert.add_argument(
+        "--prefer",
+        choices=PREFERENCES,
+        default="smallest",
+        help="which passing variant --alias points at (default: smallest)",
+    )
+    convert.add_argument(
+        "--opset", type=_positive("--opset"), metavar="N", help="ONNX opset (default: 17)"
+    )
+    convert.add_argument(
+        "--publish", action="store_true", help="publish every passing variant as a new version"
+    )
+    convert.add_argument(
+        "--alias",
+        type=check_alias,
+        metavar="A",
+        help="point A at the preferred passing variant (needs --publish)",
+    )
+    convert.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="also keep the variants here, as NAME-PRECISION.onnx",
+    )
     convert.set_defaults(run=run_convert)
 
     demo = commands.add_parser(
-        "demo", parents=[common],
+        "demo",
+        parents=[common],
         help="the main job end to end: train, convert, publish, serve, call over HTTP",
         description="Train the reference model on digits, convert it to fp32 and int8-dynamic, "
-                    "validate and publish both to a local registry, start `maas serve` on a free "
-                    "port, call it with V2 JSON, V2 binary (tritonclient) and TF Serving "
-                    "requests, and print predictions beside the true labels.")
-    demo.add_argument("--workdir", type=Path, default=Path(".maas/demo"), metavar="DIR",
-                      help="scratch directory, emptied first (default: .maas/demo)")
-    demo.add_argument("--epochs", type=_positive("--epochs"), metavar="N",
-                      help="training epochs (default: the train-example default)")
+        "validate and publish both to a local registry, start `maas serve` on a free "
+        "port, call it with V2 JSON, V2 binary (tritonclient) and TF Serving "
+        "requests, and print predictions beside the true labels.",
+    )
+    demo.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".maas/demo"),
+        metavar="DIR",
+        help="scratch directory, emptied first (default: .maas/demo)",
+    )
+    demo.add_argument(
+        "--epochs",
+        type=_positive("--epochs"),
+        metavar="N",
+        help="training epochs (default: the train-example default)",
+    )
     demo.set_defaults(run=run_demo)
 
 
@@ -126,14 +181,22 @@ def run_train(args: argparse.Namespace) -> int:
     from .progress import Reporter
     from .train import train_example
 
-    result = train_example(args.out, dataset=args.dataset, data=args.data, epochs=args.epochs,
-                           seed=args.seed, reporter=Reporter.for_cli(args.json))
+    result = train_example(
+        args.out,
+        dataset=args.dataset,
+        data=args.data,
+        epochs=args.epochs,
+        seed=args.seed,
+        reporter=Reporter.for_cli(args.json),
+    )
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:
         s = result.settings
-        print(f"trained on {s['dataset']['name']} for {s['epochs']} epochs (seed {s['seed']}): "
-              f"train accuracy {s['final_accuracy']:.2%}, eval accuracy {s['eval_accuracy']:.2%}")
+        print(
+            f"trained on {s['dataset']['name']} for {s['epochs']} epochs (seed {s['seed']}): "
+            f"train accuracy {s['final_accuracy']:.2%}, eval accuracy {s['eval_accuracy']:.2%}"
+        )
         print(f"  model  {result.model}")
         print(f"  eval   {result.eval_data}  ({s['samples']['eval']} samples)")
         print(f"  calib  {result.calib_data}  ({s['samples']['calib']} samples)")
@@ -151,10 +214,19 @@ def run_convert(args: argparse.Namespace) -> int:
     from .progress import Reporter
 
     options = ConvertOptions(
-        source=args.source, name=args.name, precisions=args.precisions,
-        eval_data=args.eval_data, calib_data=args.calib_data,
-        max_accuracy_drop=args.max_accuracy_drop, prefer=args.prefer, opset=args.opset,
-        publish=args.publish, alias=args.alias, registry=args.registry, out=args.out)
+        source=args.source,
+        name=args.name,
+        precisions=args.precisions,
+        eval_data=args.eval_data,
+        calib_data=args.calib_data,
+        max_accuracy_drop=args.max_accuracy_drop,
+        prefer=args.prefer,
+        opset=args.opset,
+        publish=args.publish,
+        alias=args.alias,
+        registry=args.registry,
+        out=args.out,
+    )
     result = convert_model(options, Reporter.for_cli(args.json))
     if args.json:
         print(json.dumps(result.as_json(), indent=2))

@@ -50,16 +50,19 @@ def read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InvalidInput(f"{what} {path}: no such file")
     if not zipfile.is_zipfile(path):
-        raise InvalidInput(f"{what} {path} is not an .npz archive; write one with "
-                           "np.savez(path, x=inputs, y=labels)")
+        raise InvalidInput(
+            f"{what} {path} is not an .npz archive; write one with "
+            "np.savez(path, x=inputs, y=labels)"
+        )
     try:
         # allow_pickle=False: an object array would run arbitrary code on load.
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise InvalidInput(f"{what} {path} is not a readable .npz of numeric arrays: "
-                           f"{detail}") from exc
+        raise InvalidInput(
+            f"{what} {path} is not a readable .npz of numeric arrays: {detail}"
+        ) from exc
 
 
 def load_dataset(path: Path, inputs: Sequence[IOSpec], what: str) -> Dataset:
@@ -68,17 +71,24 @@ def load_dataset(path: Path, inputs: Sequence[IOSpec], what: str) -> Dataset:
     return bind(arrays, inputs, f"{what} {path}", path, file_sha256(path)[0])
 
 
-def bind(arrays: dict[str, np.ndarray], inputs: Sequence[IOSpec], label: str,
-         path: Path | None = None, sha256: str | None = None) -> Dataset:
+def bind(
+    arrays: dict[str, np.ndarray],
+    inputs: Sequence[IOSpec],
+    label: str,
+    path: Path | None = None,
+    sha256: str | None = None,
+) -> Dataset:
     """Map arrays onto the model's inputs, checking presence, shape, dtype and length."""
     feeds: dict[str, np.ndarray] = {}
     for spec in inputs:
         keys = ["x", spec.name] if len(inputs) == 1 else [spec.name]
         key = next((k for k in keys if k in arrays), None)
         if key is None:
-            raise InvalidInput(f"{label} has no array {' or '.join(map(repr, keys))} for "
-                               f"model input {spec.name!r} (it has: "
-                               f"{', '.join(sorted(arrays)) or 'nothing'})")
+            raise InvalidInput(
+                f"{label} has no array {' or '.join(map(repr, keys))} for "
+                f"model input {spec.name!r} (it has: "
+                f"{', '.join(sorted(arrays)) or 'nothing'})"
+            )
         feeds[spec.name] = _check_input(arrays[key], spec, f"{label}[{key!r}]")
     lengths = {len(array) for array in feeds.values()}
     if len(lengths) != 1:
@@ -101,14 +111,18 @@ def _check_input(array: np.ndarray, spec: IOSpec, label: str) -> np.ndarray:
     else:
         ok = array.dtype == want
     if not ok:
-        raise InvalidInput(f"{label} has dtype {array.dtype}, but model input {spec.name!r} "
-                           f"takes {want} (convert the data, e.g. x.astype(np.{want}))")
+        raise InvalidInput(
+            f"{label} has dtype {array.dtype}, but model input {spec.name!r} "
+            f"takes {want} (convert the data, e.g. x.astype(np.{want}))"
+        )
     if array.ndim != len(spec.shape) or any(
         expected is not None and got != expected
         for got, expected in zip(array.shape[1:], spec.shape[1:], strict=True)
     ):
-        raise InvalidInput(f"{label} has shape {tuple(array.shape)}, but model input "
-                           f"{spec.name!r} takes {spec.shape_text()}")
+        raise InvalidInput(
+            f"{label} has shape {tuple(array.shape)}, but model input "
+            f"{spec.name!r} takes {spec.shape_text()}"
+        )
     if want.kind == "f" and not np.isfinite(array).all():
         raise InvalidInput(f"{label} contains NaN or infinite values")
     return np.ascontiguousarray(array, dtype=want)
@@ -116,11 +130,14 @@ def _check_input(array: np.ndarray, spec: IOSpec, label: str) -> np.ndarray:
 
 def _check_labels(labels: np.ndarray, count: int, label: str) -> np.ndarray:
     if labels.dtype.kind not in "iu":
-        raise InvalidInput(f"{label} has dtype {labels.dtype}: labels must be integer "
-                           "class indices")
+        raise InvalidInput(
+            f"{label} has dtype {labels.dtype}: labels must be integer class indices"
+        )
     if labels.shape != (count,):
-        raise InvalidInput(f"{label} has shape {tuple(labels.shape)}; expected ({count},), "
-                           "one class index per sample")
+        raise InvalidInput(
+            f"{label} has shape {tuple(labels.shape)}; expected ({count},), "
+            "one class index per sample"
+        )
     if count and labels.min() < 0:
         raise InvalidInput(f"{label} holds negative class indices")
     return labels.astype(np.int64)

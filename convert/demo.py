@@ -161,8 +161,9 @@ def run_demo(workdir: Path, epochs: int | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
     except OSError as exc:
-        raise DemoFailed(f"demo could not prepare its working directory {workdir}: "
-                         f"{exc.strerror or exc}") from None
+        raise DemoFailed(
+            f"demo could not prepare its working directory {workdir}: {exc.strerror or exc}"
+        ) from None
     reporter = Reporter(enabled=True, stream=sys.stdout)
     _say(f"maas demo: working in {workdir}")
 

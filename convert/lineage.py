@@ -40,13 +40,24 @@ def git_commit(where: Path | None = None) -> tuple[str | None, bool]:
         return None, False
     cwd = str(where or Path.cwd())
     try:
-        head = subprocess.run([git, "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                              text=True, timeout=10, check=False)
+        head = subprocess.run(
+            [git, "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         if head.returncode != 0:
             return None, False
-        status = subprocess.run([git, "status", "--porcelain", "--untracked-files=no"],
-                                cwd=cwd, capture_output=True, text=True, timeout=10,
-                                check=False)
+        status = subprocess.run(
+            [git, "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None, False
     return head.stdout.strip() or None, bool(status.stdout.strip())

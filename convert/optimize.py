@@ -114,17 +114,22 @@ def _output_nodes(path: Path) -> list[str]:
 
     model = onnx.load_model(str(path), load_external_data=False)
     outputs = {value.name for value in model.graph.output}
-    return [node.name for node in model.graph.node
-            if node.op_type in _FLOAT_OUTPUT_OPS and node.name
-            and any(name in outputs for name in node.output)]
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type in _FLOAT_OUTPUT_OPS
+        and node.name
+        and any(name in outputs for name in node.output)
+    ]
 
 
 #: Final activations left in float by int8-static (see :func:`_output_nodes`).
 _FLOAT_OUTPUT_OPS = frozenset({"Softmax", "LogSoftmax", "Sigmoid", "Tanh"})
 
 
-def int8_static(src: Path, dst: Path, calibration: Dataset,
-                progress: Callable[[int], None] | None = None) -> Path:
+def int8_static(
+    src: Path, dst: Path, calibration: Dataset, progress: Callable[[int], None] | None = None
+) -> Path:
     """INT8 weights and activations in QDQ format, calibrated (min/max) on ``calibration``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -139,9 +144,15 @@ def int8_static(src: Path, dst: Path, calibration: Dataset,
     reader = Reader(calibration, CALIBRATION_BATCH, progress)
     try:
         with _quiet():
-            quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=_output_nodes(src))
+            quantize_static(
+                str(src),
+                str(dst),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=_output_nodes(src),
+            )
     except Exception as exc:
         raise _refuse("int8-static quantisation", exc) from exc
     return dst

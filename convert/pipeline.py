@@ -51,8 +51,9 @@ def parse_precisions(text: str) -> list[str]:
         raise InvalidInput("--precision is empty; choose from " + ", ".join(optimize.PRECISIONS))
     unknown = [n for n in names if n not in optimize.PRECISIONS]
     if unknown:
-        raise InvalidInput(f"unknown precision {unknown[0]!r}; choose from "
-                           + ", ".join(optimize.PRECISIONS))
+        raise InvalidInput(
+            f"unknown precision {unknown[0]!r}; choose from " + ", ".join(optimize.PRECISIONS)
+        )
     return list(dict.fromkeys(names))
 
 
@@ -83,18 +84,22 @@ class ConvertOptions:
         if self.alias is not None:
             check_alias(self.alias)
             if not self.publish:
-                raise InvalidInput("--alias needs --publish: an alias can only point at a "
-                                   "published version")
+                raise InvalidInput(
+                    "--alias needs --publish: an alias can only point at a published version"
+                )
         parse_precisions(",".join(self.precisions))
         if not np.isfinite(self.max_accuracy_drop) or self.max_accuracy_drop < 0:
-            raise InvalidInput(f"--max-accuracy-drop {self.max_accuracy_drop:g} must be a "
-                               "number of points >= 0")
+            raise InvalidInput(
+                f"--max-accuracy-drop {self.max_accuracy_drop:g} must be a number of points >= 0"
+            )
         if self.prefer not in PREFERENCES:
             raise InvalidInput(f"--prefer {self.prefer!r}: choose from {', '.join(PREFERENCES)}")
         check_opset(self.opset)
         if "int8-static" in self.precisions and self.calib_data is None:
-            raise InvalidInput("int8-static needs --calib-data NPZ: static quantisation is "
-                               "calibrated on calibration data, never on the evaluation data")
+            raise InvalidInput(
+                "int8-static needs --calib-data NPZ: static quantisation is "
+                "calibrated on calibration data, never on the evaluation data"
+            )
 
 
 @dataclass
@@ -115,10 +120,12 @@ class ConvertResult:
         return [r.as_json() for r in self.rows]
 
     def summary(self) -> str:
-        data = (f"{len(self.evaluation)} generated inputs (no --eval-data: accuracy not measured)"
-                if self.evaluation.generated else
-                f"{len(self.evaluation)} samples of {self.evaluation.path}"
-                + ("" if self.evaluation.labels is not None else " (no labels)"))
+        data = (
+            f"{len(self.evaluation)} generated inputs (no --eval-data: accuracy not measured)"
+            if self.evaluation.generated
+            else f"{len(self.evaluation)} samples of {self.evaluation.path}"
+            + ("" if self.evaluation.labels is not None else " (no labels)")
+        )
         return f"source: {self.source.framework} {self.source.path}; validated on {data}"
 
     def table(self) -> str:
@@ -130,14 +137,18 @@ def _check_labels(source: Source, evaluation: Dataset, reference: dict[str, np.n
         return
     scores = reference[source.outputs[0].name]
     if top1(scores) is None:
-        raise InvalidInput(f"{evaluation.path} has labels 'y', but the model's first output "
-                           f"{source.outputs[0].name!r} with shape {scores.shape[1:]} "
-                           "is not a vector of class scores")
+        raise InvalidInput(
+            f"{evaluation.path} has labels 'y', but the model's first output "
+            f"{source.outputs[0].name!r} with shape {scores.shape[1:]} "
+            "is not a vector of class scores"
+        )
     classes = scores.shape[-1]
     if int(evaluation.labels.max()) >= classes:
-        raise InvalidInput(f"--eval-data {evaluation.path}['y']: label "
-                           f"{int(evaluation.labels.max())} is out of range for the model's "
-                           f"{classes} classes")
+        raise InvalidInput(
+            f"--eval-data {evaluation.path}['y']: label "
+            f"{int(evaluation.labels.max())} is out of range for the model's "
+            f"{classes} classes"
+        )
 
 
 def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> ConvertResult:
@@ -152,19 +163,40 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
     detect_kind(options.source)
     raw_eval = read_npz(options.eval_data, "--eval-data") if options.eval_data else None
     raw_calib = read_npz(options.calib_data, "--calib-data") if options.calib_data else None
-    if (options.eval_data and options.calib_data
-            and file_sha256(options.eval_data)[0] == file_sha256(options.calib_data)[0]):
-        raise InvalidInput("--calib-data is the same data as --eval-data: calibrate on a "
-                           "separate split, or the accuracy measured would flatter int8-static")
+    if (
+        options.eval_data
+        and options.calib_data
+        and file_sha256(options.eval_data)[0] == file_sha256(options.calib_data)[0]
+    ):
+        raise InvalidInput(
+            "--calib-data is the same data as --eval-data: calibrate on a "
+            "separate split, or the accuracy measured would flatter int8-static"
+        )
 
     with reporter.step(f"loading {options.source}"):
         source = load_source(options.source)
-    evaluation = (bind(raw_eval, source.inputs, f"--eval-data {options.eval_data}",
-                       options.eval_data, file_sha256(options.eval_data)[0])
-                  if raw_eval is not None and options.eval_data else generated(source.inputs))
-    calibration = (bind(raw_calib, source.inputs, f"--calib-data {options.calib_data}",
-                        options.calib_data, file_sha256(options.calib_data)[0])
-                   if raw_calib is not None and options.calib_data else None)
+    evaluation = (
+        bind(
+            raw_eval,
+            source.inputs,
+            f"--eval-data {options.eval_data}",
+            options.eval_data,
+            file_sha256(options.eval_data)[0],
+        )
+        if raw_eval is not None and options.eval_data
+        else generated(source.inputs)
+    )
+    calibration = (
+        bind(
+            raw_calib,
+            source.inputs,
+            f"--calib-data {options.calib_data}",
+            options.calib_data,
+            file_sha256(options.calib_data)[0],
+        )
+        if raw_calib is not None and options.calib_data
+        else None
+    )
     with reporter.step(f"computing reference outputs on {len(evaluation)} samples"):
         reference = source.predict(evaluation.feeds)
     _check_labels(source, evaluation, reference)
@@ -190,17 +222,16 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
             elif precision == "int8-static":
                 assert calibration is not None  # checked by options.check()
                 with reporter.bar(len(calibration), "calibrating int8-static", "sample") as bar:
-                    paths[precision] = optimize.int8_static(paths["fp32"], target, calibration,
-                                                            bar)
+                    paths[precision] = optimize.int8_static(paths["fp32"], target, calibration, bar)
 
         measured: dict[str, Row] = {}
         for precision in dict.fromkeys(["fp32", *order]):
             with reporter.step(f"validating {precision}"):
-                measured[precision] = measure(precision, paths[precision], evaluation,
-                                              reference, first)
+                measured[precision] = measure(
+                    precision, paths[precision], evaluation, reference, first
+                )
         for precision in order:
-            gate(measured[precision], source_accuracy, options.max_accuracy_drop,
-                 measured["fp32"])
+            gate(measured[precision], source_accuracy, options.max_accuracy_drop, measured["fp32"])
         rows = [measured[p] for p in order]
 
         if options.out is not None:
@@ -214,9 +245,14 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
     return result
 
 
-def _publish(registry: Any, options: ConvertOptions, result: ConvertResult,
-             reference: dict[str, np.ndarray], calibration: Dataset | None,
-             reporter: Reporter) -> None:
+def _publish(
+    registry: Any,
+    options: ConvertOptions,
+    result: ConvertResult,
+    reference: dict[str, np.ndarray],
+    calibration: Dataset | None,
+    reporter: Reporter,
+) -> None:
     """Publish every passing row in order; the alias goes with the preferred one."""
     source, evaluation = result.source, result.evaluation
     choice = preferred(result.rows, options.prefer) if options.alias else None
@@ -231,8 +267,11 @@ def _publish(registry: Any, options: ConvertOptions, result: ConvertResult,
             "source_accuracy": result.source_accuracy,
             "eval_samples": len(evaluation),
             "eval_data_sha256": evaluation.sha256,
-            "calib_data_sha256": (calibration.sha256 if calibration is not None
-                                  and row.precision == "int8-static" else None),
+            "calib_data_sha256": (
+                calibration.sha256
+                if calibration is not None and row.precision == "int8-static"
+                else None
+            ),
             "max_accuracy_drop": options.max_accuracy_drop,
             "golden_atol": row.golden_atol,
             # Latency is this machine's, with one onnxruntime thread (a Lambda vCPU).
@@ -261,8 +300,13 @@ def _publish(registry: Any, options: ConvertOptions, result: ConvertResult,
         alias = options.alias if choice is row else None
         with reporter.bar(row.size_bytes, f"uploading {row.precision}", "B") as progress:
             published = registry.publish(
-                row.path, options.name, alias=alias, details=details, progress=progress,
-                reason=f"maas convert --prefer {options.prefer}: {row.precision}")
+                row.path,
+                options.name,
+                alias=alias,
+                details=details,
+                progress=progress,
+                reason=f"maas convert --prefer {options.prefer}: {row.precision}",
+            )
         row.version = published.version
         result.published.append(published.version)
         if alias is not None:

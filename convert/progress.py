@@ -38,14 +38,21 @@ class Reporter:
         print(f" done in {time.perf_counter() - start:.1f}s", file=self.stream, flush=True)
 
     @contextmanager
-    def bar(self, total: int, label: str,
-            unit: str = "it") -> Iterator[Callable[[int], None] | None]:
+    def bar(
+        self, total: int, label: str, unit: str = "it"
+    ) -> Iterator[Callable[[int], None] | None]:
         """A tqdm bar; yields its ``update`` (or None when progress is hidden)."""
         if not self.enabled:
             yield None
             return
         from tqdm import tqdm
 
-        with tqdm(total=total, desc=label, unit=unit, unit_scale=unit == "B", file=self.stream,
-                  leave=False) as bar:
+        with tqdm(
+            total=total,
+            desc=label,
+            unit=unit,
+            unit_scale=unit == "B",
+            file=self.stream,
+            leave=False,
+        ) as bar:
             yield bar.update

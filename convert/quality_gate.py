@@ -40,8 +40,18 @@ LATENCY_MIN_RUNS = 5
 #: onnxruntime threads while measuring: one, like a small Lambda function's vCPU.
 LATENCY_THREADS = 1
 
-ROW_KEYS = ("precision", "size_bytes", "accuracy", "agreement", "max_abs_diff",
-            "latency_ms_b1", "latency_ms_b64", "passed", "reason", "version")
+ROW_KEYS = (
+    "precision",
+    "size_bytes",
+    "accuracy",
+    "agreement",
+    "max_abs_diff",
+    "latency_ms_b1",
+    "latency_ms_b64",
+    "passed",
+    "reason",
+    "version",
+)
 
 
 @dataclass
@@ -98,23 +108,28 @@ def session(path: Path) -> Any:
         raise ModelRefused(f"{path.name} does not load in onnxruntime: {text}") from exc
 
 
-def run(sess: Any, feeds: Mapping[str, np.ndarray],
-        outputs: Sequence[str]) -> dict[str, np.ndarray]:
+def run(
+    sess: Any, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]
+) -> dict[str, np.ndarray]:
     try:
         results = sess.run(list(outputs), dict(feeds))
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
         batch = len(next(iter(feeds.values())))
-        raise ModelRefused(f"the ONNX model fails at batch {batch}; maas needs a dynamic batch "
-                           "dimension (was the source exported with a fixed batch size?): "
-                           f"{text}") from exc
+        raise ModelRefused(
+            f"the ONNX model fails at batch {batch}; maas needs a dynamic batch "
+            "dimension (was the source exported with a fixed batch size?): "
+            f"{text}"
+        ) from exc
     return {name: np.asarray(r) for name, r in zip(outputs, results, strict=True)}
 
 
-def run_batched(sess: Any, data: Dataset, outputs: Sequence[str],
-                batch: int = EVAL_BATCH) -> dict[str, np.ndarray]:
-    parts = [run(sess, data.take(start, start + batch), outputs)
-             for start in range(0, len(data), batch)]
+def run_batched(
+    sess: Any, data: Dataset, outputs: Sequence[str], batch: int = EVAL_BATCH
+) -> dict[str, np.ndarray]:
+    parts = [
+        run(sess, data.take(start, start + batch), outputs) for start in range(0, len(data), batch)
+    ]
     return {name: np.concatenate([p[name] for p in parts]) for name in outputs}
 
 
@@ -151,7 +166,8 @@ def p50_ms(sess: Any, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -
     times: list[float] = []
     deadline = time.perf_counter() + LATENCY_BUDGET_S
     while len(times) < LATENCY_MAX_RUNS and (
-            len(times) < LATENCY_MIN_RUNS or time.perf_counter() < deadline):
+        len(times) < LATENCY_MIN_RUNS or time.perf_counter() < deadline
+    ):
         start = time.perf_counter()
         sess.run(list(outputs), dict(feeds))
         times.append(time.perf_counter() - start)
@@ -161,12 +177,19 @@ def p50_ms(sess: Any, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -
 def batch_of(data: Dataset, size: int) -> dict[str, np.ndarray]:
     """``size`` samples from ``data``, repeating it when it holds fewer."""
     repeat = -(-size // len(data))
-    return {n: np.concatenate([a] * repeat)[:size] if repeat > 1 else a[:size]
-            for n, a in data.feeds.items()}
+    return {
+        n: np.concatenate([a] * repeat)[:size] if repeat > 1 else a[:size]
+        for n, a in data.feeds.items()
+    }
 
 
-def measure(precision: str, path: Path, data: Dataset, reference: Mapping[str, np.ndarray],
-            first_output: str) -> Row:
+def measure(
+    precision: str,
+    path: Path,
+    data: Dataset,
+    reference: Mapping[str, np.ndarray],
+    first_output: str,
+) -> Row:
     """Run the variant at ``path`` on ``data`` and compare it with ``reference``."""
     sess = session(path)
     names = list(reference)
@@ -179,9 +202,17 @@ def measure(precision: str, path: Path, data: Dataset, reference: Mapping[str, n
     expected, got = top1(reference[first_output]), top1(outputs[first_output])
     agreement = None if expected is None or got is None else float((expected == got).mean())
     latencies = [p50_ms(sess, batch_of(data, size), names) for size in LATENCY_BATCHES]
-    row = Row(precision, path, path.stat().st_size,
-              accuracy(outputs[first_output], data.labels), agreement,
-              max_abs_diff(outputs, reference), latencies[0], latencies[1], finite=finite)
+    row = Row(
+        precision,
+        path,
+        path.stat().st_size,
+        accuracy(outputs[first_output], data.labels),
+        agreement,
+        max_abs_diff(outputs, reference),
+        latencies[0],
+        latencies[1],
+        finite=finite,
+    )
     row.golden_atol = golden_atol(sess, data, reference)
     return row
 
@@ -198,39 +229,51 @@ def golden_atol(sess: Any, data: Dataset, reference: Mapping[str, np.ndarray]) -
     worst = 0.0
     for i in golden_indices(data):
         got = run(sess, data.take(i, i + 1), list(reference))
-        worst = max(worst, max_abs_diff(got, {n: a[i:i + 1] for n, a in reference.items()}))
+        worst = max(worst, max_abs_diff(got, {n: a[i : i + 1] for n, a in reference.items()}))
     return max(GOLDEN_MIN_ATOL, 2.0 * worst) if np.isfinite(worst) else float("inf")
 
 
-def golden_samples(data: Dataset, reference: Mapping[str, np.ndarray],
-                   atol: float) -> list[dict[str, Any]]:
+def golden_samples(
+    data: Dataset, reference: Mapping[str, np.ndarray], atol: float
+) -> list[dict[str, Any]]:
     """A few evaluation inputs with the source model's outputs, as manifest documents."""
 
     def tensor(array: np.ndarray) -> dict[str, Any]:
         return {"shape": list(array.shape), "data": array.reshape(-1).tolist()}
 
-    return [{"inputs": {n: tensor(a[i:i + 1]) for n, a in data.feeds.items()},
-             "outputs": {n: tensor(a[i:i + 1]) for n, a in reference.items()},
-             "atol": atol}
-            for i in golden_indices(data)]
+    return [
+        {
+            "inputs": {n: tensor(a[i : i + 1]) for n, a in data.feeds.items()},
+            "outputs": {n: tensor(a[i : i + 1]) for n, a in reference.items()},
+            "atol": atol,
+        }
+        for i in golden_indices(data)
+    ]
 
 
-def gate(row: Row, source_accuracy: float | None, max_accuracy_drop: float,
-         fp32: Row | None = None) -> Row:
+def gate(
+    row: Row, source_accuracy: float | None, max_accuracy_drop: float, fp32: Row | None = None
+) -> Row:
     """Refuse ``row`` if it fails a threshold; the reason names the number and the limit."""
     if not row.finite:
         row.refuse("its outputs contain NaN or infinity")
     if row.precision == "fp32" and not row.max_abs_diff <= FP32_MAX_ABS_DIFF:
-        row.refuse(f"max abs diff {row.max_abs_diff:.3g} from the source exceeds the fp32 "
-                   f"limit {FP32_MAX_ABS_DIFF:g}")
+        row.refuse(
+            f"max abs diff {row.max_abs_diff:.3g} from the source exceeds the fp32 "
+            f"limit {FP32_MAX_ABS_DIFF:g}"
+        )
     if row.precision != "fp32" and fp32 is not None and not fp32.max_abs_diff <= FP32_MAX_ABS_DIFF:
-        row.refuse(f"it derives from an fp32 conversion whose max abs diff "
-                   f"{fp32.max_abs_diff:.3g} exceeds {FP32_MAX_ABS_DIFF:g}")
+        row.refuse(
+            f"it derives from an fp32 conversion whose max abs diff "
+            f"{fp32.max_abs_diff:.3g} exceeds {FP32_MAX_ABS_DIFF:g}"
+        )
     if row.accuracy is not None and source_accuracy is not None:
         drop = (source_accuracy - row.accuracy) * 100.0
         if drop > max_accuracy_drop + 1e-9:
-            row.refuse(f"accuracy {row.accuracy:.2%} is {drop:.2f} points below the source's "
-                       f"{source_accuracy:.2%}; --max-accuracy-drop is {max_accuracy_drop:g}")
+            row.refuse(
+                f"accuracy {row.accuracy:.2%} is {drop:.2f} points below the source's "
+                f"{source_accuracy:.2%}; --max-accuracy-drop is {max_accuracy_drop:g}"
+            )
     return row
 
 
@@ -247,10 +290,14 @@ def preferred(rows: Sequence[Row], prefer: str) -> Row | None:
     if prefer == "fastest":
         return min(passing, key=lambda r: (r.latency_ms_b1, r.latency_ms_b64))
     if prefer == "accurate":
-        return min(passing, key=lambda r: (
-            -(r.accuracy if r.accuracy is not None else -1.0),
-            -(r.agreement if r.agreement is not None else -1.0),
-            r.max_abs_diff))
+        return min(
+            passing,
+            key=lambda r: (
+                -(r.accuracy if r.accuracy is not None else -1.0),
+                -(r.agreement if r.agreement is not None else -1.0),
+                r.max_abs_diff,
+            ),
+        )
     raise ValueError(f"unknown preference {prefer!r}")
 
 
@@ -260,14 +307,17 @@ def report_table(rows: Sequence[Row], source_accuracy: float | None) -> str:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.2%}"
 
-    header = (f"{'PRECISION':<13} {'SIZE':>10} {'ACCURACY':>9} {'AGREEMENT':>9} "
-              f"{'MAX DIFF':>9} {'P50 B1':>9} {'P50 B64':>9}  {'STATUS':<7} VERSION")
+    header = (
+        f"{'PRECISION':<13} {'SIZE':>10} {'ACCURACY':>9} {'AGREEMENT':>9} "
+        f"{'MAX DIFF':>9} {'P50 B1':>9} {'P50 B64':>9}  {'STATUS':<7} VERSION"
+    )
     lines = [header]
     for r in rows:
         lines.append(
             f"{r.precision:<13} {r.size_bytes:>10,} {pct(r.accuracy):>9} {pct(r.agreement):>9} "
             f"{r.max_abs_diff:>9.2e} {r.latency_ms_b1:>7.3f}ms {r.latency_ms_b64:>7.3f}ms  "
-            f"{'passed' if r.passed else 'REFUSED':<7} {'-' if r.version is None else r.version}")
+            f"{'passed' if r.passed else 'REFUSED':<7} {'-' if r.version is None else r.version}"
+        )
     lines.append(f"source accuracy: {pct(source_accuracy)}")
     lines += [f"{r.precision} refused: {r.reason}" for r in rows if not r.passed]
     return "\n".join(lines)

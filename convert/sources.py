@@ -38,16 +38,28 @@ FRAMEWORKS: dict[SourceKind, str] = {
 #: Samples per reference call: small enough for any model, large enough to be quick.
 REFERENCE_BATCH = 256
 
-_SUFFIXES: dict[str, SourceKind] = {".keras": "keras", ".h5": "keras", ".tflite": "tflite",
-                                    ".onnx": "onnx"}
+_SUFFIXES: dict[str, SourceKind] = {
+    ".keras": "keras",
+    ".h5": "keras",
+    ".tflite": "tflite",
+    ".onnx": "onnx",
+}
 _SUPPORTED = ".keras, a SavedModel directory, .tflite or .onnx"
 
 #: onnxruntime type strings → numpy dtypes, for ONNX sources.
 _ORT_DTYPES = {
-    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-    "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64, "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16,
-    "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
 }
 
 
@@ -61,8 +73,9 @@ class IOSpec:
     source_name: str = ""
 
     def shape_text(self) -> str:
-        dims = ["batch" if i == 0 else ("?" if d is None else str(d))
-                for i, d in enumerate(self.shape)]
+        dims = [
+            "batch" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(self.shape)
+        ]
         return f"({', '.join(dims)})"
 
 
@@ -93,8 +106,12 @@ class Source:
         """Class names recorded with the training settings, when they fit the first output."""
         names = (self.training or {}).get("labels")
         width = self.outputs[0].shape[-1] if self.outputs and self.outputs[0].shape else None
-        if (isinstance(names, list) and all(isinstance(n, str) for n in names)
-                and width is not None and len(names) == width):
+        if (
+            isinstance(names, list)
+            and all(isinstance(n, str) for n in names)
+            and width is not None
+            and len(names) == width
+        ):
             return names
         return None
 
@@ -104,15 +121,18 @@ class Source:
         step = self.fixed_batch or REFERENCE_BATCH
         parts: list[dict[str, np.ndarray]] = []
         for start in range(0, count, step):
-            chunk = {name: array[start:start + step] for name, array in feeds.items()}
+            chunk = {name: array[start : start + step] for name, array in feeds.items()}
             short = step - len(next(iter(chunk.values())))
             if self.fixed_batch and short:
                 # A fixed-batch model takes exactly its batch: pad, then drop the padding.
-                chunk = {n: np.concatenate([a, np.repeat(a[-1:], short, axis=0)])
-                         for n, a in chunk.items()}
+                chunk = {
+                    n: np.concatenate([a, np.repeat(a[-1:], short, axis=0)])
+                    for n, a in chunk.items()
+                }
             result = self.predict_batch(chunk)
-            parts.append({n: a[: step - short] if self.fixed_batch else a
-                          for n, a in result.items()})
+            parts.append(
+                {n: a[: step - short] if self.fixed_batch else a for n, a in result.items()}
+            )
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
@@ -141,15 +161,19 @@ def unique(names: Iterable[str]) -> list[str]:
     return result
 
 
-def _specs(raw: list[tuple[str, tuple[int | None, ...], Any]], prefix: str,
-           taken: Iterable[str] = ()) -> list[IOSpec]:
+def _specs(
+    raw: list[tuple[str, tuple[int | None, ...], Any]], prefix: str, taken: Iterable[str] = ()
+) -> list[IOSpec]:
     taken = list(taken)
     names = unique([*taken, *(sanitize(n, f"{prefix}_{i}") for i, (n, _, _) in enumerate(raw))])
-    return [IOSpec(new, tuple(shape), np.dtype(dtype), old)
-            for new, (old, shape, dtype) in zip(names[len(taken):], raw, strict=True)]
+    return [
+        IOSpec(new, tuple(shape), np.dtype(dtype), old)
+        for new, (old, shape, dtype) in zip(names[len(taken) :], raw, strict=True)
+    ]
 
 
 # ------------------------------------------------------------------ loading
+
 
 def detect_kind(path: Path) -> SourceKind:
     """Which kind of source ``path`` is, from its suffix or SavedModel layout."""
@@ -158,24 +182,34 @@ def detect_kind(path: Path) -> SourceKind:
     if path.is_dir():
         if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
             return "savedmodel"
-        raise InvalidInput(f"{path} is a directory but not a SavedModel (no saved_model.pb); "
-                           f"maas converts {_SUPPORTED}")
+        raise InvalidInput(
+            f"{path} is a directory but not a SavedModel (no saved_model.pb); "
+            f"maas converts {_SUPPORTED}"
+        )
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise InvalidInput(f"{path}: unsupported format {path.suffix or '(no suffix)'!r}; "
-                           f"maas converts {_SUPPORTED}")
+        raise InvalidInput(
+            f"{path}: unsupported format {path.suffix or '(no suffix)'!r}; "
+            f"maas converts {_SUPPORTED}"
+        )
     return kind
 
 
 def load_source(path: Path) -> Source:
     """Load ``path``; a broken or signature-less model is :class:`ModelRefused`."""
     kind = detect_kind(path)
-    loader = {"keras": _load_keras, "savedmodel": _load_savedmodel, "tflite": _load_tflite,
-              "onnx": _load_onnx}[kind]
+    loader = {
+        "keras": _load_keras,
+        "savedmodel": _load_savedmodel,
+        "tflite": _load_tflite,
+        "onnx": _load_onnx,
+    }[kind]
     source = loader(path)
     if not source.inputs:
-        raise ModelRefused(f"{path} has no inputs: maas needs a model with a defined input "
-                           "signature (build a Keras model with keras.Input before saving)")
+        raise ModelRefused(
+            f"{path} has no inputs: maas needs a model with a defined input "
+            "signature (build a Keras model with keras.Input before saving)"
+        )
     if not source.outputs:
         raise ModelRefused(f"{path} has no outputs")
     source.training = read_training(path)
@@ -215,8 +249,9 @@ def _load_keras(path: Path) -> Source:
     from .tfimport import keras as import_keras
 
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelRefused(f"{path} is not a valid .keras file (not a zip archive); "
-                           "is it corrupt or truncated?")
+        raise ModelRefused(
+            f"{path} is not a valid .keras file (not a zip archive); is it corrupt or truncated?"
+        )
     keras = import_keras()
     try:
         # safe_mode refuses Lambda layers, which would run pickled code on load.
@@ -236,8 +271,14 @@ def _load_keras(path: Path) -> Source:
         return str(getattr(getattr(history, "operation", None), "name", None) or default)
 
     inputs = _specs([(t.name, tuple(t.shape), t.dtype) for t in tensors_in], "input")
-    outputs = _specs([(layer_name(t, f"output_{i}"), tuple(t.shape), t.dtype)
-                      for i, t in enumerate(tensors_out)], "output", [s.name for s in inputs])
+    outputs = _specs(
+        [
+            (layer_name(t, f"output_{i}"), tuple(t.shape), t.dtype)
+            for i, t in enumerate(tensors_out)
+        ],
+        "output",
+        [s.name for s in inputs],
+    )
 
     def predict(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf
@@ -264,23 +305,30 @@ def _load_savedmodel(path: Path) -> Source:
     elif len(signatures) == 1:
         signature = next(iter(signatures.values()))
     else:
-        raise ModelRefused(f"{path} has no serving_default signature (it has: "
-                           f"{', '.join(sorted(signatures)) or 'none'}); export it with "
-                           "model.export(...) or tf.saved_model.save(..., signatures=...)")
+        raise ModelRefused(
+            f"{path} has no serving_default signature (it has: "
+            f"{', '.join(sorted(signatures)) or 'none'}); export it with "
+            "model.export(...) or tf.saved_model.save(..., signatures=...)"
+        )
     arg_specs = dict(sorted(signature.structured_input_signature[1].items()))
     out_specs = dict(sorted(signature.structured_outputs.items()))
-    inputs = _specs([(k, tuple(s.shape), s.dtype.as_numpy_dtype) for k, s in arg_specs.items()],
-                    "input")
-    outputs = _specs([(k, tuple(s.shape), s.dtype.as_numpy_dtype) for k, s in out_specs.items()],
-                     "output", [s.name for s in inputs])
+    inputs = _specs(
+        [(k, tuple(s.shape), s.dtype.as_numpy_dtype) for k, s in arg_specs.items()], "input"
+    )
+    outputs = _specs(
+        [(k, tuple(s.shape), s.dtype.as_numpy_dtype) for k, s in out_specs.items()],
+        "output",
+        [s.name for s in inputs],
+    )
 
     def predict(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = signature(**{s.source_name: tf.constant(feeds[s.name]) for s in inputs})
         return {s.name: np.asarray(result[s.source_name]) for s in outputs}
 
     # Keep the loaded object alive: the signature holds only weak references to it.
-    return Source(path, "savedmodel", (loaded, signature), inputs, outputs, source_sha256(path),
-                  predict)
+    return Source(
+        path, "savedmodel", (loaded, signature), inputs, outputs, source_sha256(path), predict
+    )
 
 
 def tflite_interpreter(path: Path) -> Any:
@@ -298,7 +346,8 @@ def tflite_interpreter(path: Path) -> Any:
         resolvers = getattr(lite, "OpResolverType", None) or lite.experimental.OpResolverType
         return lite.Interpreter(
             model_path=str(path),
-            experimental_op_resolver_type=resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            experimental_op_resolver_type=resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
 
 
 def _load_tflite(path: Path) -> Source:
@@ -315,8 +364,9 @@ def _load_tflite(path: Path) -> Source:
     in_details = interpreter.get_input_details()
     out_details = interpreter.get_output_details()
     inputs = _specs([(d["name"], shape(d), d["dtype"]) for d in in_details], "input")
-    outputs = _specs([(d["name"], shape(d), d["dtype"]) for d in out_details], "output",
-                     [s.name for s in inputs])
+    outputs = _specs(
+        [(d["name"], shape(d), d["dtype"]) for d in out_details], "output", [s.name for s in inputs]
+    )
     first = inputs[0].shape[0] if inputs and inputs[0].shape else None
     current: dict[int, tuple[int, ...]] = {}
 
@@ -333,11 +383,21 @@ def _load_tflite(path: Path) -> Source:
         for spec, detail in zip(inputs, in_details, strict=True):
             interpreter.set_tensor(detail["index"], feeds[spec.name])
         interpreter.invoke()
-        return {spec.name: np.array(interpreter.get_tensor(detail["index"]))
-                for spec, detail in zip(outputs, out_details, strict=True)}
+        return {
+            spec.name: np.array(interpreter.get_tensor(detail["index"]))
+            for spec, detail in zip(outputs, out_details, strict=True)
+        }
 
-    return Source(path, "tflite", interpreter, inputs, outputs, source_sha256(path), predict,
-                  fixed_batch=first)
+    return Source(
+        path,
+        "tflite",
+        interpreter,
+        inputs,
+        outputs,
+        source_sha256(path),
+        predict,
+        fixed_batch=first,
+    )
 
 
 def _load_onnx(path: Path) -> Source:
@@ -353,8 +413,10 @@ def _load_onnx(path: Path) -> Source:
     def spec(arg: Any) -> IOSpec:
         dtype = _ORT_DTYPES.get(arg.type)
         if dtype is None:
-            raise ModelRefused(f"{path}: tensor {arg.name!r} has type {arg.type}, which maas "
-                               "cannot feed or compare")
+            raise ModelRefused(
+                f"{path}: tensor {arg.name!r} has type {arg.type}, which maas "
+                "cannot feed or compare"
+            )
         dims = tuple(d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or []))
         return IOSpec(arg.name, dims, np.dtype(dtype), arg.name)
 
@@ -366,5 +428,6 @@ def _load_onnx(path: Path) -> Source:
         results = session.run([s.name for s in outputs], feeds)
         return {s.name: np.asarray(r) for s, r in zip(outputs, results, strict=True)}
 
-    return Source(path, "onnx", session, inputs, outputs, source_sha256(path), predict,
-                  fixed_batch=first)
+    return Source(
+        path, "onnx", session, inputs, outputs, source_sha256(path), predict, fixed_batch=first
+    )

@@ -32,8 +32,10 @@ BATCH_DIM = "batch"
 def check_opset(opset: int | None) -> int:
     value = DEFAULT_OPSET if opset is None else opset
     if not MIN_OPSET <= value <= MAX_OPSET:
-        raise InvalidInput(f"--opset {value} is not supported: tf2onnx "
-                           f"converts to opsets {MIN_OPSET} to {MAX_OPSET}")
+        raise InvalidInput(
+            f"--opset {value} is not supported: tf2onnx "
+            f"converts to opsets {MIN_OPSET} to {MAX_OPSET}"
+        )
     return value
 
 
@@ -78,8 +80,10 @@ def _from_tensorflow(source: Source, opset: int) -> onnx.ModelProto:
 
     tf = tensorflow()
     tf2onnx = import_tf2onnx()
-    signature = [tf.TensorSpec([None, *spec.shape[1:]], tf.as_dtype(spec.dtype), name=spec.name)
-                 for spec in source.inputs]
+    signature = [
+        tf.TensorSpec([None, *spec.shape[1:]], tf.as_dtype(spec.dtype), name=spec.name)
+        for spec in source.inputs
+    ]
     names = [spec.name for spec in source.outputs]
 
     if source.kind == "keras":
@@ -92,8 +96,9 @@ def _from_tensorflow(source: Source, opset: int) -> onnx.ModelProto:
         _, saved_signature = source.model
 
         def call(args: list[Any]) -> dict[str, Any]:
-            result = saved_signature(**{s.source_name: a
-                                        for s, a in zip(source.inputs, args, strict=True)})
+            result = saved_signature(
+                **{s.source_name: a for s, a in zip(source.inputs, args, strict=True)}
+            )
             return {s.name: result[s.source_name] for s in source.outputs}
 
     @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
@@ -165,5 +170,7 @@ def finalize(model: onnx.ModelProto, source: Source) -> None:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise ModelRefused(f"the ONNX conversion of {source.path} fails the ONNX checker: "
-                           f"{str(exc).strip().splitlines()[0]}") from exc
+        raise ModelRefused(
+            f"the ONNX conversion of {source.path} fails the ONNX checker: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from exc

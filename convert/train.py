@@ -53,8 +53,12 @@ class TrainResult:
     settings: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
-        return {"model": str(self.model), "eval_data": str(self.eval_data),
-                "calib_data": str(self.calib_data), "settings": self.settings}
+        return {
+            "model": str(self.model),
+            "eval_data": str(self.eval_data),
+            "calib_data": str(self.calib_data),
+            "settings": self.settings,
+        }
 
 
 def digits_splits(seed: int) -> Splits:
@@ -66,12 +70,24 @@ def digits_splits(seed: int) -> Splits:
     x = (digits.images / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
     x_rest, x_eval, y_rest, y_eval = train_test_split(
-        x, y, test_size=DIGITS_EVAL, stratify=y, random_state=seed)
+        x, y, test_size=DIGITS_EVAL, stratify=y, random_state=seed
+    )
     x_train, x_calib, y_train, y_calib = train_test_split(
-        x_rest, y_rest, test_size=DIGITS_CALIB / (1 - DIGITS_EVAL), stratify=y_rest,
-        random_state=seed)
-    return Splits(x_train, y_train, x_calib, y_calib, x_eval, y_eval,
-                  {"name": "digits", "origin": "sklearn.datasets.load_digits"})
+        x_rest,
+        y_rest,
+        test_size=DIGITS_CALIB / (1 - DIGITS_EVAL),
+        stratify=y_rest,
+        random_state=seed,
+    )
+    return Splits(
+        x_train,
+        y_train,
+        x_calib,
+        y_calib,
+        x_eval,
+        y_eval,
+        {"name": "digits", "origin": "sklearn.datasets.load_digits"},
+    )
 
 
 def mnist_splits(data: Path | None, seed: int) -> Splits:
@@ -83,20 +99,27 @@ def mnist_splits(data: Path | None, seed: int) -> Splits:
             with np.load(data, allow_pickle=False) as archive:
                 arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
         except KeyError as exc:
-            raise InvalidInput(f"--data {data} is not MNIST in Keras' layout: missing "
-                               f"{exc.args[0]!r} (want x_train, y_train, x_test, y_test)") from exc
+            raise InvalidInput(
+                f"--data {data} is not MNIST in Keras' layout: missing "
+                f"{exc.args[0]!r} (want x_train, y_train, x_test, y_test)"
+            ) from exc
         except (OSError, ValueError, EOFError) as exc:
             raise InvalidInput(f"--data {data} is not a readable .npz: {exc}") from exc
-        origin: dict[str, Any] = {"name": "mnist", "origin": data.name,
-                                  "sha256": file_sha256(data)[0]}
+        origin: dict[str, Any] = {
+            "name": "mnist",
+            "origin": data.name,
+            "sha256": file_sha256(data)[0],
+        }
     else:
         from .tfimport import keras as import_keras
 
         try:
             (xtr, ytr), (xte, yte) = import_keras().datasets.mnist.load_data()
         except Exception as exc:  # offline: URLError, OSError, or Keras' own wrapper
-            raise InvalidInput("could not download MNIST (is this machine offline?); pass a "
-                               f"local copy with --data mnist.npz: {exc}") from exc
+            raise InvalidInput(
+                "could not download MNIST (is this machine offline?); pass a "
+                f"local copy with --data mnist.npz: {exc}"
+            ) from exc
         arrays = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
         origin = {"name": "mnist", "origin": "keras.datasets.mnist"}
     for key in ("x_train", "x_test"):
@@ -111,31 +134,49 @@ def mnist_splits(data: Path | None, seed: int) -> Splits:
 
     order = np.random.default_rng(seed).permutation(len(arrays["x_train"]))
     calib = order[: min(MNIST_CALIB, len(order) // 5 or 1)]
-    train = order[len(calib):]
+    train = order[len(calib) :]
     x_train, y_train = scale(arrays["x_train"]), arrays["y_train"].astype(np.int64)
-    return Splits(x_train[train], y_train[train], x_train[calib], y_train[calib],
-                  scale(arrays["x_test"]), arrays["y_test"].astype(np.int64), origin)
+    return Splits(
+        x_train[train],
+        y_train[train],
+        x_train[calib],
+        y_train[calib],
+        scale(arrays["x_test"]),
+        arrays["y_test"].astype(np.int64),
+        origin,
+    )
 
 
 def build_model(input_shape: tuple[int, ...], classes: int = 10) -> Any:
     from .tfimport import keras as import_keras
 
     keras = import_keras()
-    model = keras.Sequential([
-        keras.Input(shape=input_shape, name="input"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(128, activation="relu", name="hidden"),
-        keras.layers.Dropout(0.2, name="dropout"),
-        keras.layers.Dense(classes, activation="softmax", name="probabilities"),
-    ], name="reference_mlp")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="input"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(128, activation="relu", name="hidden"),
+            keras.layers.Dropout(0.2, name="dropout"),
+            keras.layers.Dense(classes, activation="softmax", name="probabilities"),
+        ],
+        name="reference_mlp",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
-def train_example(out: Path, dataset: str = "digits", data: Path | None = None,
-                  epochs: int | None = None, seed: int = 0,
-                  reporter: Reporter | None = None) -> TrainResult:
+def train_example(
+    out: Path,
+    dataset: str = "digits",
+    data: Path | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    reporter: Reporter | None = None,
+) -> TrainResult:
     """Train the reference model and write ``model.keras``, ``eval.npz``, ``calib.npz`` and
     ``training.json`` (the settings, for lineage) into ``out``."""
     reporter = reporter or Reporter(enabled=False)
@@ -166,8 +207,15 @@ def train_example(out: Path, dataset: str = "digits", data: Path | None = None,
                     update(1)
 
             callbacks.append(Progress())
-        history = model.fit(splits.x_train, splits.y_train, epochs=epochs, batch_size=BATCH_SIZE,
-                            shuffle=True, verbose=0, callbacks=callbacks)
+        history = model.fit(
+            splits.x_train,
+            splits.y_train,
+            epochs=epochs,
+            batch_size=BATCH_SIZE,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+        )
     eval_loss, eval_accuracy = model.evaluate(splits.x_eval, splits.y_eval, verbose=0)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -190,8 +238,11 @@ def train_example(out: Path, dataset: str = "digits", data: Path | None = None,
         "final_loss": float(history.history["loss"][-1]),
         "eval_accuracy": float(eval_accuracy),
         "eval_loss": float(eval_loss),
-        "samples": {"train": len(splits.x_train), "calib": len(splits.x_calib),
-                    "eval": len(splits.x_eval)},
+        "samples": {
+            "train": len(splits.x_train),
+            "calib": len(splits.x_calib),
+            "eval": len(splits.x_eval),
+        },
         "labels": [str(i) for i in range(10)],
         "libraries": {k: versions[k] for k in ("tensorflow", "keras") if k in versions},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),

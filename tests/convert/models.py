@@ -12,9 +12,17 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.convert.api import tfimport
 
 
-def keras_mlp(path: Path, *, input_shape: tuple[int, ...] = (8, 8), hidden: tuple[int, ...] = (32,),
-              classes: int = 10, seed: int = 0, weight_scale: float | None = None,
-              input_name: str = "input", output_name: str = "probabilities") -> Any:
+def keras_mlp(
+    path: Path,
+    *,
+    input_shape: tuple[int, ...] = (8, 8),
+    hidden: tuple[int, ...] = (32,),
+    classes: int = 10,
+    seed: int = 0,
+    weight_scale: float | None = None,
+    input_name: str = "input",
+    output_name: str = "probabilities",
+) -> Any:
     """An untrained Flatten → Dense… → softmax model, saved to ``path`` (.keras)."""
     keras = tfimport.keras()
     keras.utils.set_random_seed(seed)
@@ -26,8 +34,11 @@ def keras_mlp(path: Path, *, input_shape: tuple[int, ...] = (8, 8), hidden: tupl
 
     layers = [keras.Input(shape=input_shape, name=input_name), keras.layers.Flatten()]
     layers += [keras.layers.Dense(h, activation="relu", kernel_initializer=init()) for h in hidden]
-    layers.append(keras.layers.Dense(classes, activation="softmax", name=output_name,
-                                     kernel_initializer=init()))
+    layers.append(
+        keras.layers.Dense(
+            classes, activation="softmax", name=output_name, kernel_initializer=init()
+        )
+    )
     model = keras.Sequential(layers)
     model.save(path)
     return model
@@ -42,9 +53,12 @@ def onnx_without_inputs(path: Path) -> Path:
     """A valid ONNX model whose output is a constant: it has no inputs at all."""
     value = numpy_helper.from_array(np.ones((1, 10), np.float32), "value")
     node = helper.make_node("Constant", [], ["probabilities"], value=value)
-    graph = helper.make_graph([node], "no_inputs", [],
-                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
-                                                             [1, 10])])
+    graph = helper.make_graph(
+        [node],
+        "no_inputs",
+        [],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 10])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -24,8 +24,18 @@ from tests.support.onnx_models import digits_mlp
 
 REPO = Path(__file__).resolve().parents[2]
 ALL = "fp32,int8-dynamic,fp16,int8-static"
-ROW_KEYS = {"precision", "size_bytes", "accuracy", "agreement", "max_abs_diff",
-            "latency_ms_b1", "latency_ms_b64", "passed", "reason", "version"}
+ROW_KEYS = {
+    "precision",
+    "size_bytes",
+    "accuracy",
+    "agreement",
+    "max_abs_diff",
+    "latency_ms_b1",
+    "latency_ms_b64",
+    "passed",
+    "reason",
+    "version",
+}
 
 
 @dataclass
@@ -47,18 +57,33 @@ def _predict_onnx(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def published(reference: Reference, s3_env: None,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
+def published(
+    reference: Reference, s3_env: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Published]:
     import boto3
     from moto import mock_aws
 
     keep = tmp_path_factory.mktemp("published")
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        outcome = run_cli("convert", reference.model, "--name", "digits",
-                          "--eval-data", reference.eval_data, "--calib-data", reference.calib_data,
-                          "--precision", ALL, "--publish", "--alias", "production",
-                          "--registry", f"s3://{BUCKET}", "--json")
+        outcome = run_cli(
+            "convert",
+            reference.model,
+            "--name",
+            "digits",
+            "--eval-data",
+            reference.eval_data,
+            "--calib-data",
+            reference.calib_data,
+            "--precision",
+            ALL,
+            "--publish",
+            "--alias",
+            "production",
+            "--registry",
+            f"s3://{BUCKET}",
+            "--json",
+        )
         assert outcome.err == ""
         registry: Registry = open_registry(f"s3://{BUCKET}")
         versions = registry.list_versions("digits")
@@ -73,8 +98,9 @@ def published(reference: Reference, s3_env: None,
     with np.load(reference.eval_data) as ev:
         scores = keras.models.load_model(reference.model, compile=False).predict(ev["x"], verbose=0)
         source_accuracy = float((scores.argmax(1) == ev["y"]).mean())
-    yield Published(outcome.json(), manifests, models, aliases, history, source_accuracy,
-                    outcome.code)
+    yield Published(
+        outcome.json(), manifests, models, aliases, history, source_accuracy, outcome.code
+    )
 
 
 def test_reference_model_passes_every_precision(published: Published) -> None:
@@ -107,20 +133,22 @@ def test_alias_points_at_the_smallest_passing_variant(published: Published) -> N
     smallest = min(published.rows, key=lambda r: r["size_bytes"])
     assert published.aliases == {"production": smallest["version"]}
     assert [(h["alias"], h["to"]) for h in published.history] == [
-        ("production", smallest["version"])]
+        ("production", smallest["version"])
+    ]
     manifest = published.manifests[smallest["version"]]
     assert manifest["deploy"]["alias"] == "production"
 
 
-def test_manifests_carry_signature_metrics_and_lineage(published: Published,
-                                                       reference: Reference) -> None:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=False)
+def test_manifests_carry_signature_metrics_and_lineage(
+    published: Published, reference: Reference
+) -> None:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     for version, manifest in published.manifests.items():
         row = next(r for r in published.rows if r["version"] == version)
         assert manifest["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 8, 8]}]
         assert manifest["outputs"] == [
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}]
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}
+        ]
         metrics = manifest["metrics"]
         for key in ("size_bytes", "accuracy", "agreement", "max_abs_diff", "latency_ms_b1"):
             assert metrics[key] == row[key]
@@ -175,8 +203,9 @@ def test_static_quantization_is_qdq(published: Published) -> None:
 
 
 def test_human_table(reference: Reference) -> None:
-    outcome = run_cli("convert", reference.model, "--name", "digits",
-                      "--eval-data", reference.eval_data)
+    outcome = run_cli(
+        "convert", reference.model, "--name", "digits", "--eval-data", reference.eval_data
+    )
     assert outcome.code == 0, outcome.err
     lines = outcome.out.splitlines()
     assert lines[1].split()[:2] == ["PRECISION", "SIZE"]
@@ -206,10 +235,22 @@ def test_gate_refuses_what_cannot_meet_the_threshold(tmp_path: Path, s3_registry
     labels = np.asarray(model.predict(x, verbose=0)).argmax(1).astype(np.int64)
     save_npz(tmp_path / "eval.npz", x=x, y=labels)
     save_npz(tmp_path / "calib.npz", x=0.01 * rng.random((64, 8, 8), dtype=np.float32))
-    outcome = run_cli("convert", tmp_path / "m.keras", "--name", "clipped",
-                      "--eval-data", tmp_path / "eval.npz", "--calib-data", tmp_path / "calib.npz",
-                      "--precision", "int8-static,fp32", "--publish", "--registry", s3_registry,
-                      "--json")
+    outcome = run_cli(
+        "convert",
+        tmp_path / "m.keras",
+        "--name",
+        "clipped",
+        "--eval-data",
+        tmp_path / "eval.npz",
+        "--calib-data",
+        tmp_path / "calib.npz",
+        "--precision",
+        "int8-static,fp32",
+        "--publish",
+        "--registry",
+        s3_registry,
+        "--json",
+    )
     assert outcome.code == 2
     fp32, static = outcome.json()  # fp32 first, whatever the order given
     assert fp32["passed"] is True and fp32["accuracy"] == 1.0 and fp32["version"] == 1
@@ -217,7 +258,8 @@ def test_gate_refuses_what_cannot_meet_the_threshold(tmp_path: Path, s3_registry
     assert static["accuracy"] < 0.9
     assert static["reason"] == (
         f"accuracy {static['accuracy']:.2%} is {(1 - static['accuracy']) * 100:.2f} points "
-        "below the source's 100.00%; --max-accuracy-drop is 1")
+        "below the source's 100.00%; --max-accuracy-drop is 1"
+    )
     # The passing variant is still published; the refused one is not.
     registry = open_registry(s3_registry)
     assert registry.list_versions("clipped") == [1]
@@ -230,9 +272,19 @@ def test_gate_threshold_zero_refuses_any_loss(tmp_path: Path) -> None:
     labels = np.asarray(model.predict(x, verbose=0)).argmax(1).astype(np.int64)
     labels[0] = (labels[0] + 1) % 10  # the source now scores 299/300
     save_npz(tmp_path / "eval.npz", x=x, y=labels)
-    outcome = run_cli("convert", tmp_path / "m.keras", "--name", "m", "--eval-data",
-                      tmp_path / "eval.npz", "--precision", "fp32", "--max-accuracy-drop", "0",
-                      "--json")
+    outcome = run_cli(
+        "convert",
+        tmp_path / "m.keras",
+        "--name",
+        "m",
+        "--eval-data",
+        tmp_path / "eval.npz",
+        "--precision",
+        "fp32",
+        "--max-accuracy-drop",
+        "0",
+        "--json",
+    )
     # fp32 matches the source exactly, so even a zero drop passes.
     assert outcome.code == 0, outcome.err
     assert outcome.json()[0]["accuracy"] == pytest.approx(299 / 300)
@@ -241,8 +293,17 @@ def test_gate_threshold_zero_refuses_any_loss(tmp_path: Path) -> None:
 def test_savedmodel_source_converts_with_parity(tmp_path: Path) -> None:
     model = keras_mlp(tmp_path / "m.keras", hidden=(16,))
     model.export(str(tmp_path / "saved"), verbose=False)
-    outcome = run_cli("convert", tmp_path / "saved", "--name", "saved", "--precision", "fp32",
-                      "--out", tmp_path / "out", "--json")
+    outcome = run_cli(
+        "convert",
+        tmp_path / "saved",
+        "--name",
+        "saved",
+        "--precision",
+        "fp32",
+        "--out",
+        tmp_path / "out",
+        "--json",
+    )
     assert outcome.code == 0, outcome.err
     (row,) = outcome.json()
     assert row["passed"] and row["max_abs_diff"] <= 1e-5
@@ -262,9 +323,19 @@ def test_tflite_source_converts_with_parity(tmp_path: Path) -> None:
     (tmp_path / "m.tflite").write_bytes(flat)
     x = np.random.default_rng(0).random((70, 8, 8), dtype=np.float32)
     save_npz(tmp_path / "eval.npz", x=x)
-    outcome = run_cli("convert", tmp_path / "m.tflite", "--name", "lite", "--precision",
-                      "fp32,int8-dynamic", "--eval-data", tmp_path / "eval.npz",
-                      "--out", tmp_path / "out", "--json")
+    outcome = run_cli(
+        "convert",
+        tmp_path / "m.tflite",
+        "--name",
+        "lite",
+        "--precision",
+        "fp32,int8-dynamic",
+        "--eval-data",
+        tmp_path / "eval.npz",
+        "--out",
+        tmp_path / "out",
+        "--json",
+    )
     assert outcome.code == 0, outcome.err
     fp32 = outcome.json()[0]
     assert fp32["passed"] and fp32["max_abs_diff"] <= 1e-5 and fp32["accuracy"] is None
@@ -279,8 +350,11 @@ def test_tflite_source_converts_with_parity(tmp_path: Path) -> None:
 def test_fixed_batch_tflite_is_refused_clearly(tmp_path: Path) -> None:
     tf = tfimport.tensorflow()
     model = keras_mlp(tmp_path / "m.keras", hidden=(16,))
-    model.export(str(tmp_path / "saved"), verbose=False,
-                 input_signature=[tf.TensorSpec([1, 8, 8], tf.float32, name="input")])
+    model.export(
+        str(tmp_path / "saved"),
+        verbose=False,
+        input_signature=[tf.TensorSpec([1, 8, 8], tf.float32, name="input")],
+    )
     flat = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved")).convert()
     (tmp_path / "one.tflite").write_bytes(flat)
     outcome = run_cli("convert", tmp_path / "one.tflite", "--name", "one", "--precision", "fp32")
@@ -295,12 +369,28 @@ def test_tflite_conversion_keeps_the_real_stderr_empty(tmp_path: Path) -> None:
     model.export(str(tmp_path / "saved"), verbose=False)
     flat = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved")).convert()
     (tmp_path / "m.tflite").write_bytes(flat)
-    script = ("import sys\nfrom tests.convert.conftest import run_cli\n"
-              "o = run_cli(*sys.argv[1:])\n"
-              "sys.stdout.write(o.out); sys.stderr.write(o.err); sys.exit(o.code)\n")
-    done = subprocess.run([sys.executable, "-c", script, "convert", str(tmp_path / "m.tflite"),
-                           "--name", "lite", "--json"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    script = (
+        "import sys\nfrom tests.convert.conftest import run_cli\n"
+        "o = run_cli(*sys.argv[1:])\n"
+        "sys.stdout.write(o.out); sys.stderr.write(o.err); sys.exit(o.code)\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "convert",
+            str(tmp_path / "m.tflite"),
+            "--name",
+            "lite",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert [r["precision"] for r in json.loads(done.stdout)] == ["fp32", "int8-dynamic"]
@@ -338,8 +428,11 @@ def test_preferred_variant() -> None:
     def row(precision: str, size: int, acc: float, b1: float) -> quality_gate.Row:
         return quality_gate.Row(precision, Path(precision), size, acc, 1.0, 0.0, b1, b1 * 2)
 
-    fp32, small, fast = (row("fp32", 400, 0.97, 0.3), row("int8-dynamic", 100, 0.96, 0.2),
-                         row("fp16", 200, 0.975, 0.1))
+    fp32, small, fast = (
+        row("fp32", 400, 0.97, 0.3),
+        row("int8-dynamic", 100, 0.96, 0.2),
+        row("fp16", 200, 0.975, 0.1),
+    )
     rows = [fp32, small, fast]
     assert quality_gate.preferred(rows, "smallest") is small
     assert quality_gate.preferred(rows, "accurate") is fast

@@ -10,8 +10,13 @@ from pathlib import Path
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     maas = Path(sys.executable).with_name("maas")
-    done = subprocess.run([str(maas), "demo", "--workdir", str(tmp_path / "demo"), "--epochs", "8"],
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [str(maas), "demo", "--workdir", str(tmp_path / "demo"), "--epochs", "8"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     for step in range(1, 7):
@@ -26,8 +31,13 @@ def test_a_failing_step_is_named_and_exits_non_zero(tmp_path: Path) -> None:
     maas = Path(sys.executable).with_name("maas")
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    done = subprocess.run([str(maas), "demo", "--workdir", str(blocker / "demo")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [str(maas), "demo", "--workdir", str(blocker / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "working directory" in done.stderr
@@ -36,9 +46,14 @@ def test_a_failing_step_is_named_and_exits_non_zero(tmp_path: Path) -> None:
 def test_a_failing_step_names_it(tmp_path: Path) -> None:
     """A server that cannot start (bad serving configuration) fails step 3, by name."""
     maas = Path(sys.executable).with_name("maas")
-    done = subprocess.run([str(maas), "demo", "--workdir", str(tmp_path / "demo"), "--epochs",
-                           "2"], capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, "MAAS_NAN_POLICY": "sometimes"})
+    done = subprocess.run(
+        [str(maas), "demo", "--workdir", str(tmp_path / "demo"), "--epochs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "MAAS_NAN_POLICY": "sometimes"},
+    )
     assert done.returncode != 0
     assert "demo step 3 (start `maas serve` on a free port) failed" in done.stderr
     assert "MAAS_NAN_POLICY" in done.stderr

@@ -19,7 +19,11 @@ def test_reference_model_files_and_splits(reference: Reference) -> None:
     assert [t.name for t in model.inputs] == ["input"]
     assert model.layers[-1].name == "probabilities"
     assert [type(layer).__name__ for layer in model.layers] == [
-        "Flatten", "Dense", "Dropout", "Dense"]
+        "Flatten",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
     assert model.layers[1].units == 128
     assert model.layers[2].rate == pytest.approx(0.2)
 
@@ -50,14 +54,26 @@ def test_training_settings_are_saved_beside_the_model(reference: Reference) -> N
 
 def test_cli_mnist_from_a_local_npz(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    data = save_npz(tmp_path / "mnist.npz",
-                    x_train=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8),
-                    y_train=rng.integers(0, 10, 50, dtype=np.uint8),
-                    x_test=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
-                    y_test=rng.integers(0, 10, 20, dtype=np.uint8))
+    data = save_npz(
+        tmp_path / "mnist.npz",
+        x_train=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 50, dtype=np.uint8),
+        x_test=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 20, dtype=np.uint8),
+    )
     out = tmp_path / "out"
-    outcome = run_cli("train-example", "--dataset", "mnist", "--data", data, "--epochs", "1",
-                      "--out", out, "--json")
+    outcome = run_cli(
+        "train-example",
+        "--dataset",
+        "mnist",
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--out",
+        out,
+        "--json",
+    )
     assert outcome.code == 0, outcome.err
     document = outcome.json()
     assert document["settings"]["dataset"]["name"] == "mnist"
@@ -68,12 +84,15 @@ def test_cli_mnist_from_a_local_npz(tmp_path: Path) -> None:
     assert (out / "model.keras").is_file() and (out / "calib.npz").is_file()
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--dataset", "digits", "--data", "x.npz"], "--data is only for --dataset mnist"),
-    (["--dataset", "mnist", "--data", "missing.npz"], "no such file"),
-    (["--dataset", "cifar"], "invalid choice"),
-    (["--epochs", "0"], "invalid --epochs"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "digits", "--data", "x.npz"], "--data is only for --dataset mnist"),
+        (["--dataset", "mnist", "--data", "missing.npz"], "no such file"),
+        (["--dataset", "cifar"], "invalid choice"),
+        (["--epochs", "0"], "invalid --epochs"),
+    ],
+)
 def test_cli_bad_training_arguments(tmp_path: Path, argv: list[str], message: str) -> None:
     outcome = run_cli("train-example", *argv, "--out", tmp_path / "out")
     assert outcome.code == 2

@@ -104,35 +104,57 @@ EVENT_BUCKET = "maas-models-123456789012-us-east-1"
 
 def s3_put(key: str, size: int, etag: str, sequencer: str) -> dict[str, Any]:
     """An S3 ObjectCreated:Put notification, shaped exactly as S3 sends it (event 2.1)."""
-    return {"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-11-28T12:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLEPRINCIPAL"},
-        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810",
-                             "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE"
-                                           "5JgHvANOjpD"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "maas-deployer",
-            "bucket": {"name": EVENT_BUCKET, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                       "arn": f"arn:aws:s3:::{EVENT_BUCKET}"},
-            "object": {"key": key, "size": size, "eTag": etag,
-                       "versionId": "096fKKXTRTtl3on89fVO.nfljtsv6qko", "sequencer": sequencer},
-        },
-    }]}
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-11-28T12:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:AIDAEXAMPLEPRINCIPAL"},
+                "requestParameters": {"sourceIPAddress": "203.0.113.10"},
+                "responseElements": {
+                    "x-amz-request-id": "C3D13FE58DE4C810",
+                    "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE"
+                    "5JgHvANOjpD",
+                },
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "maas-deployer",
+                    "bucket": {
+                        "name": EVENT_BUCKET,
+                        "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                        "arn": f"arn:aws:s3:::{EVENT_BUCKET}",
+                    },
+                    "object": {
+                        "key": key,
+                        "size": size,
+                        "eTag": etag,
+                        "versionId": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+                        "sequencer": sequencer,
+                    },
+                },
+            }
+        ]
+    }
 
 
 def deployer_events() -> dict[str, dict[str, Any]]:
     return {
-        "manifest-put.json": s3_put("models/digits/versions/1/manifest.json", 1893,
-                                    "0123456789abcdef0123456789abcdef", "0055AED6DCD90281E5"),
+        "manifest-put.json": s3_put(
+            "models/digits/versions/1/manifest.json",
+            1893,
+            "0123456789abcdef0123456789abcdef",
+            "0055AED6DCD90281E5",
+        ),
         # Keys arrive URL-encoded (a space is '+').
-        "incoming-put.json": s3_put("incoming/digits/new+model.onnx", 9966,
-                                    "fedcba9876543210fedcba9876543210", "0055AED6DCD90281E6"),
+        "incoming-put.json": s3_put(
+            "incoming/digits/new+model.onnx",
+            9966,
+            "fedcba9876543210fedcba9876543210",
+            "0055AED6DCD90281E6",
+        ),
     }
 
 

@@ -134,10 +134,21 @@ def test_bomb_inside_a_stack_of_encodings_is_refused(gzip_bomb: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("accept", "expected"),
-    [(None, False), ("", False), ("gzip", True), ("GZIP", True), ("x-gzip", True),
-     ("deflate, gzip;q=0.1", True), ("gzip;q=0", False), ("gzip; q=0.0", False),
-     ("*", True), ("*, gzip;q=0", False), ("gzip;q=abc", False), ("gzip;q=2", False),
-     ("identity", False)],
+    [
+        (None, False),
+        ("", False),
+        ("gzip", True),
+        ("GZIP", True),
+        ("x-gzip", True),
+        ("deflate, gzip;q=0.1", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0", False),
+        ("*", True),
+        ("*, gzip;q=0", False),
+        ("gzip;q=abc", False),
+        ("gzip;q=2", False),
+        ("identity", False),
+    ],
 )
 def test_accepts_gzip_honours_q_values(accept: str | None, expected: bool) -> None:
     from maas.protocol.compression import accepts_gzip
