@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_core import append_section
+from maas.promotion import release
 from maas.registry import Registry
 from maas.store import LocalStore
 from tests.support import onnx_models
@@ -52,7 +53,7 @@ def main() -> int:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("benchmarks/RESULTS.md")
     work = Path(tempfile.mkdtemp(prefix="maas-bench-cold-"))
     model = onnx_models.save(onnx_models.digits_mlp(hidden=128), work / "digits.onnx")
-    Registry(LocalStore(work / "registry")).publish(model, "digits", alias="production")
+    release(Registry(LocalStore(work / "registry")), model, "digits", alias="production")
     app = str(Path("functions/inference/app.py").resolve())
     floors, totals, inits, firsts = [], [], [], []
     for attempt in range(7):

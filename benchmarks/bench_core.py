@@ -22,6 +22,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from maas import metrics
 from maas.config import ServingConfig
+from maas.promotion import release
 from maas.registry import Registry
 from maas.serving.dataplane import DataPlane
 from maas.serving.request_checks import validate_inputs
@@ -70,7 +71,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="maas-bench-"))
     model_path = onnx_models.save(onnx_models.digits_mlp(hidden=128), work / "digits.onnx")
     registry = Registry(LocalStore(work / "registry"))
-    registry.publish(model_path, "digits", alias="production")
+    release(registry, model_path, "digits", alias="production")
     telemetry = metrics.Telemetry(EphemeralMetrics(namespace="bench"))
     plane = DataPlane(
         ServingConfig(registry_url=registry.url, cache_dir=work / "cache"),

@@ -28,6 +28,7 @@ from maas import metrics
 from maas.config import ServingConfig
 from maas.lambda_entry import inference_handler
 from maas.local_server import LocalContext, build_event
+from maas.promotion import release
 from maas.registry import Registry
 from maas.serving.runtime import session_options
 from maas.store import LocalStore
@@ -39,7 +40,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="maas-bench-handler-"))
     model_path = onnx_models.save(onnx_models.digits_mlp(hidden=128), work / "digits.onnx")
     registry = Registry(LocalStore(work / "registry"))
-    registry.publish(model_path, "digits", alias="production")
+    release(registry, model_path, "digits", alias="production")
     handler = inference_handler(
         ServingConfig(registry_url=registry.url, cache_dir=work / "cache"),
         telemetry=metrics.Telemetry(EphemeralMetrics(namespace="bench")),

@@ -210,6 +210,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from maas.cli_output import alias_outcome
+
     from .pipeline import ConvertOptions, convert_model
     from .progress import Reporter
 
@@ -232,6 +234,8 @@ def run_convert(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_json(), indent=2))
     else:
         print(result.table())
-        if result.alias_version is not None:
-            print(f"{args.name}@{args.alias} -> {result.alias_version}")
+    if result.alias_release is not None:
+        moved = alias_outcome(result.alias_release)
+        if moved is not None and not args.json:
+            print(moved)
     return result.exit_code

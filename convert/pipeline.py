@@ -20,6 +20,8 @@ import numpy as np
 from maas.errors import InvalidInput
 from maas.names import check_alias, check_name
 from maas.onnxfile import file_sha256
+from maas.promotion import Release, release
+from maas.registry import Registry
 
 from . import optimize
 from .data import Dataset, bind, generated, read_npz
@@ -110,6 +112,8 @@ class ConvertResult:
     evaluation: Dataset
     published: list[int] = field(default_factory=list)
     alias_version: int | None = None
+    #: The release that carried --alias: what really happened to the alias.
+    alias_release: Release | None = None
 
     @property
     def exit_code(self) -> int:
@@ -117,7 +121,14 @@ class ConvertResult:
         return 0 if all(r.passed for r in self.rows) else 2
 
     def as_json(self) -> list[dict[str, Any]]:
-        return [r.as_json() for r in self.rows]
+        """One object per variant; the one that carried --alias also says what the
+        alias did (``{"name", "status": moved|skipped|failed, "reason"}``)."""
+        rows = [r.as_json() for r in self.rows]
+        if self.alias_release is not None:
+            for row, document in zip(self.rows, rows, strict=True):
+                if row.version == self.alias_release.version:
+                    document["alias"] = self.alias_release.alias_report()
+        return rows
 
     def summary(self) -> str:
         data = (
@@ -246,7 +257,7 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
 
 
 def _publish(
-    registry: Any,
+    registry: Registry,
     options: ConvertOptions,
     result: ConvertResult,
     reference: dict[str, np.ndarray],
@@ -299,7 +310,8 @@ def _publish(
         }
         alias = options.alias if choice is row else None
         with reporter.bar(row.size_bytes, f"uploading {row.precision}", "B") as progress:
-            published = registry.publish(
+            published = release(
+                registry,
                 row.path,
                 options.name,
                 alias=alias,
@@ -311,5 +323,6 @@ def _publish(
         result.published.append(published.version)
         if alias is not None:
             result.alias_version = published.version
+            result.alias_release = published
         if row.precision == "fp32":
             parent = published.version

@@ -19,6 +19,7 @@ from maas.config import ServingConfig
 from maas.http_api import openapi_document
 from maas.lambda_entry import inference_handler
 from maas.local_server import LocalContext, build_event, response_body
+from maas.promotion import release
 from maas.registry import Registry
 from maas.store import S3Store
 from tests.support import onnx_models
@@ -30,10 +31,10 @@ EVENTS = Path(__file__).resolve().parents[2] / "events" / "inference"
 @pytest.fixture
 def registry(s3_bucket: str, onnx_model: Path, onnx_model_b: Path, tmp_path: Path) -> Registry:
     registry = Registry(S3Store(s3_bucket, "api", client=boto3.client("s3")))
-    registry.publish(onnx_model, "digits", alias="production")  # v1
-    registry.publish(onnx_model_b, "digits", alias="staging")  # v2
+    release(registry, onnx_model, "digits", alias="production")  # v1
+    release(registry, onnx_model_b, "digits", alias="staging")  # v2
     heads = onnx_models.save(onnx_models.two_heads(), tmp_path / "heads.onnx")
-    registry.publish(heads, "heads", alias="production")
+    release(registry, heads, "heads", alias="production")
     return registry
 
 

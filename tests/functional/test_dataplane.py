@@ -19,6 +19,7 @@ from maas import metrics
 from maas.config import ServingConfig
 from maas.errors import IntegrityError, InvalidInput, ModelTooLarge, NotFound, NotReady
 from maas.names import ModelRef
+from maas.promotion import release
 from maas.registry import Registry
 from maas.serving.dataplane import DataPlane
 from maas.serving.model_cache import ModelCache
@@ -65,7 +66,7 @@ def faults(s3_client: Any) -> Faults:
 @pytest.fixture
 def registry(s3_bucket: str, s3_client: Any, onnx_model: Path, onnx_model_b: Path) -> Registry:
     registry = Registry(S3Store(s3_bucket, "serve", client=s3_client))
-    registry.publish(onnx_model, "digits", alias="production")  # v1
+    release(registry, onnx_model, "digits", alias="production")  # v1
     registry.publish(onnx_model_b, "digits")  # v2
     registry.publish(onnx_model, "digits")  # v3
     return registry
@@ -360,7 +361,7 @@ def test_a_cached_alias_with_a_cold_version_is_not_ready_during_an_outage(
 def two_heads(s3_bucket: str, s3_client: Any, tmp_path: Path) -> DataPlane:
     registry = Registry(S3Store(s3_bucket, "heads", client=s3_client))
     path = onnx_models.save(onnx_models.two_heads(), tmp_path / "heads.onnx")
-    registry.publish(path, "heads", alias="production")
+    release(registry, path, "heads", alias="production")
     return make_plane(registry, tmp_path, Clock(), max_batch=16)
 
 

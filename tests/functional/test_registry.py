@@ -21,6 +21,7 @@ from maas.errors import (
     StoreUnavailable,
 )
 from maas.names import ModelRef
+from maas.promotion import release
 from maas.registry import Registry
 from maas.store import LocalStore, Progress, S3Store, Store, StoredObject
 from tests.support import onnx_models
@@ -161,7 +162,7 @@ class FailingUpload(Store):
 def test_a_failed_publish_leaves_nothing_visible(registry: Registry, onnx_model: Path) -> None:
     broken = Registry(FailingUpload(registry.store))
     with pytest.raises(StoreUnavailable):
-        broken.publish(onnx_model, "digits", alias="production")
+        release(broken, onnx_model, "digits", alias="production")
     assert registry.list_models() == []
     assert registry.read_alias("digits", "production") is None
     assert registry.publish(onnx_model, "digits").version == 2
@@ -260,7 +261,7 @@ def test_alias_moves_by_compare_and_swap(registry: Registry, onnx_model: Path) -
 
 
 def test_publish_with_alias_moves_it(registry: Registry, onnx_model: Path) -> None:
-    published = registry.publish(onnx_model, "digits", alias="staging")
+    published = release(registry, onnx_model, "digits", alias="staging")
     assert published.alias is not None and published.alias["version"] == 1
     assert published.manifest["deploy"] == {"alias": "staging", "canary_weight": None}
     assert registry.get_alias("digits", "staging")["version"] == 1
@@ -416,8 +417,8 @@ def test_rollback_of_a_missing_alias_or_model_is_not_found(
 
 
 def test_history_is_oldest_first_and_per_alias(registry: Registry, onnx_model: Path) -> None:
-    registry.publish(onnx_model, "digits", alias="production")
-    registry.publish(onnx_model, "digits", alias="staging")
+    release(registry, onnx_model, "digits", alias="production")
+    release(registry, onnx_model, "digits", alias="staging")
     registry.set_alias("digits", "production", 2, reason="promote")
     records = registry.history("digits")
     assert [(r["alias"], r["to"]) for r in records] == [
@@ -432,12 +433,12 @@ def test_history_is_oldest_first_and_per_alias(registry: Registry, onnx_model: P
 
 
 def test_conditional_reads_report_unchanged(registry: Registry, onnx_model: Path) -> None:
-    registry.publish(onnx_model, "digits", alias="production")
+    release(registry, onnx_model, "digits", alias="production")
     stored = registry.store.get(Registry.alias_key("digits", "production"))
     assert (
         registry.store.get_if_changed(Registry.alias_key("digits", "production"), stored.etag)
         is None
     )
-    registry.publish(onnx_model, "digits", alias="production")
+    release(registry, onnx_model, "digits", alias="production")
     changed = registry.store.get_if_changed(Registry.alias_key("digits", "production"), stored.etag)
     assert changed is not None and json.loads(changed.data)["version"] == 2

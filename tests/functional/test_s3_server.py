@@ -17,7 +17,8 @@ import pytest
 
 from maas.errors import Conflict, IntegrityError
 from maas.registry import Registry
-from maas.store import S3Store, default_s3_client
+from maas.store import S3Store
+from maas.store.s3 import default_s3_client
 
 BUCKET = "maas-http-registry"
 

@@ -19,6 +19,7 @@ import pytest
 from maas.config import ServingConfig
 from maas.lambda_entry import inference_handler
 from maas.local_server import LocalApiServer, LocalContext, build_event, response_body
+from maas.promotion import release
 from maas.registry import Registry
 from maas.store import S3Store
 
@@ -26,7 +27,7 @@ from maas.store import S3Store
 @pytest.fixture
 def registry(s3_bucket: str, onnx_model: Path, onnx_model_b: Path) -> Registry:
     registry = Registry(S3Store(s3_bucket, "serve", client=boto3.client("s3")))
-    registry.publish(onnx_model, "digits", alias="production")
+    release(registry, onnx_model, "digits", alias="production")
     registry.publish(onnx_model_b, "digits")
     return registry
 

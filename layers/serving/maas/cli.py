@@ -13,13 +13,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from maas import __version__
-from maas.errors import IntegrityError, InvalidInput, MaasError
+from maas.cli_output import alias_outcome, describe_alias, describe_manifest, emit, progress_bar
+from maas.errors import InvalidInput, MaasError
 from maas.names import ModelRef, check_alias, check_name, parse_version
 
 EXIT_INTERNAL = 1
@@ -136,49 +136,22 @@ def _registry(args: argparse.Namespace) -> Any:
     return open_registry(args.registry)
 
 
-@contextmanager
-def _progress(
-    args: argparse.Namespace, total: int, label: str
-) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr, only for a person at a terminal and never with --json."""
-    if args.json or not sys.stderr.isatty():
-        yield None
-        return
-    from tqdm import tqdm
-
-    with tqdm(
-        total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr, leave=False
-    ) as bar:
-        yield bar.update
-
-
-def _emit(args: argparse.Namespace, document: Any, human: str) -> None:
-    if args.json:
-        print(json.dumps(document, indent=2))
-    else:
-        print(human)
-
-
 def _publish(args: argparse.Namespace) -> None:
+    from maas.promotion import release
+
     registry = _registry(args)
     size = args.model.stat().st_size if args.model.is_file() else 0
-    with _progress(args, size, f"upload {args.model.name}") as progress:
-        published = registry.publish(
-            args.model, args.name, alias=args.alias, progress=progress, reason=args.reason
+    with progress_bar(args, size, f"upload {args.model.name}") as progress:
+        released = release(
+            registry, args.model, args.name, alias=args.alias, progress=progress, reason=args.reason
         )
-    deployment = published.deployment
-    if deployment is not None and deployment.status == "failed":
-        raise IntegrityError(
-            f"version {published.version} was published but failed verification from the "
-            f"registry, so {args.alias} did not move: {deployment.reason}"
-        )
-    if deployment is not None and deployment.status == "skipped":
-        print(
-            f"maas: warning: version {published.version} published; {args.alias} not moved: "
-            f"{deployment.reason}",
-            file=sys.stderr,
-        )
-    _emit(args, {"name": published.name, "version": published.version}, str(published.version))
+    document: dict[str, Any] = {"name": released.name, "version": released.version}
+    if args.alias is not None:
+        document["alias"] = released.alias_report()
+    emit(args, document, str(released.version))
+    # The bare version stays the whole of stdout (scripts read it); a skip warns on
+    # stderr and a refusal exits 5, exactly as `maas convert --alias` reports them.
+    alias_outcome(released)
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -197,34 +170,7 @@ def _list(args: argparse.Namespace) -> None:
     for row in rows:
         shown = ", ".join(f"{a}={v}" for a, v in row["aliases"].items()) or "-"
         lines.append(f"{row['name']:<24} {row['latest_version']:>6}  {shown}")
-    _emit(args, rows, "\n".join(lines) if rows else "no models")
-
-
-def _describe_alias(name: str, doc: dict[str, Any]) -> str:
-    text = f"{name}@{doc['alias']} -> {doc['version']}"
-    if doc["canary"]:
-        text += f" (canary {doc['canary']['version']} at {doc['canary']['weight']:.0%})"
-    if doc["previous"] is not None:
-        text += f", previous {doc['previous']}"
-    return text
-
-
-def _describe_manifest(manifest: dict[str, Any]) -> str:
-    def tensors(specs: list[dict[str, Any]]) -> str:
-        return ", ".join(f"{t['name']} {t['datatype']} {t['shape']}" for t in specs)
-
-    model = manifest["model"]
-    lines = [
-        f"{manifest['name']}:{manifest['version']}  {manifest['precision']}  "
-        f"{model['size']} bytes  opset {model['opset']}  created {manifest['created_at']}",
-        f"  sha256   {model['sha256']}",
-        f"  inputs   {tensors(manifest['inputs'])}",
-        f"  outputs  {tensors(manifest['outputs'])}",
-    ]
-    if manifest["metrics"]:
-        lines.append(f"  metrics  {json.dumps(manifest['metrics'])}")
-    lines.append(f"  golden samples: {len(manifest['golden_samples'])}")
-    return "\n".join(lines)
+    emit(args, rows, "\n".join(lines) if rows else "no models")
 
 
 def _show(args: argparse.Namespace) -> None:
@@ -232,21 +178,21 @@ def _show(args: argparse.Namespace) -> None:
     ref: ModelRef = args.ref
     if ref.version is not None:
         manifest = registry.get_manifest(ref.name, ref.version)
-        _emit(args, manifest, _describe_manifest(manifest))
+        emit(args, manifest, describe_manifest(manifest))
     elif ref.alias is not None:
         doc = registry.get_alias(ref.name, ref.alias)
         manifest = registry.get_manifest(ref.name, doc["version"])
-        _emit(
+        emit(
             args,
             {**manifest, "alias": doc},
-            _describe_alias(ref.name, doc) + "\n" + _describe_manifest(manifest),
+            describe_alias(ref.name, doc) + "\n" + describe_manifest(manifest),
         )
     else:
         versions = registry.require_model(ref.name)
         aliases = registry.list_aliases(ref.name)
         human = [f"{ref.name}: versions {', '.join(map(str, versions))}"]
-        human += ["  " + _describe_alias(ref.name, doc) for doc in aliases.values()]
-        _emit(args, {"name": ref.name, "versions": versions, "aliases": aliases}, "\n".join(human))
+        human += ["  " + describe_alias(ref.name, doc) for doc in aliases.values()]
+        emit(args, {"name": ref.name, "versions": versions, "aliases": aliases}, "\n".join(human))
 
 
 def _alias(args: argparse.Namespace) -> None:
@@ -258,12 +204,12 @@ def _alias(args: argparse.Namespace) -> None:
         weight=args.weight,
         reason=args.reason,
     )
-    _emit(args, doc, _describe_alias(args.name, doc))
+    emit(args, doc, describe_alias(args.name, doc))
 
 
 def _rollback(args: argparse.Namespace) -> None:
     doc = _registry(args).rollback(args.name, args.alias, reason=args.reason)
-    _emit(args, doc, _describe_alias(args.name, doc))
+    emit(args, doc, describe_alias(args.name, doc))
 
 
 def _pull(args: argparse.Namespace) -> None:
@@ -275,9 +221,11 @@ def _pull(args: argparse.Namespace) -> None:
     if not out.parent.is_dir():
         raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
     manifest = registry.get_manifest(args.ref.name, version)
-    with _progress(args, manifest["model"]["size"], f"download {args.ref.name}:{version}") as bar:
+    with progress_bar(
+        args, manifest["model"]["size"], f"download {args.ref.name}:{version}"
+    ) as bar:
         registry.fetch_model(args.ref.name, version, out, bar)
-    _emit(
+    emit(
         args,
         {
             "name": args.ref.name,
@@ -333,7 +281,7 @@ def _history(args: argparse.Namespace) -> None:
             f"{r['at']:<28} {r['alias']:<12} {origin:>4} -> {r['to']:<4} "
             f"{r.get('action', 'move'):<8} {r['by']} / {r['reason'] or ''}{canary}"
         )
-    _emit(args, records, "\n".join(lines) if records else "no alias moves")
+    emit(args, records, "\n".join(lines) if records else "no alias moves")
 
 
 # ---------------------------------------------------------------------- main

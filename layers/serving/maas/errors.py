@@ -91,3 +91,12 @@ class PreconditionFailed(Conflict):
 
     Raised by stores; the registry retries or turns it into a clearer error.
     """
+
+
+class AliasNotFound(NotFound):
+    """A model that exists but has no alias of that name."""
+
+    def __init__(self, message: str, name: str, alias: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.alias = alias

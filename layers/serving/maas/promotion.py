@@ -1,15 +1,11 @@
-"""Deploying a version: verify it, then apply its deploy policy, and record the outcome.
+"""Promotion: verify → publish → deploy, with one result that every caller renders alike.
 
-Used in-process by `maas publish --alias` (and `maas convert --publish
---alias`) and by the deployer Lambda on an S3 upload, so both promote by the
-same rules:
+:func:`release` is what `maas publish`, `maas convert --publish` and the
+deployer's raw uploads call; :func:`deploy_version` is what the deployer calls
+for a version that is already committed. Both promote by the same rules:
 
 - a version that fails verification never moves anything;
-- a version older than the alias's current target never moves it;
-- nor does a version the alias was rolled back from (only an explicit
-  `maas models alias` does that);
-- a manifest with ``deploy.canary_weight`` sets the canary instead of moving
-  the alias;
+- the alias then moves as :mod:`maas.deploy_policy` decides;
 - the outcome is written once to ``models/{name}/deployments/{v}.json``; a
   version that already has a record is not deployed again (S3 delivers events
   at least once).
@@ -17,30 +13,25 @@ same rules:
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from maas.deploy_policy import Status, apply_policy
 from maas.documents import AliasDoc, Manifest, iso, utc_now
-from maas.errors import IntegrityError, NotFound, PreconditionFailed
+from maas.errors import IntegrityError, ModelRefused
 from maas.model_checks import Check, Verification, verify_model
+from maas.names import check_alias, check_name
+from maas.onnxfile import inspect_onnx
 from maas.registry import Registry
+from maas.store import Progress
 
 log = logging.getLogger(__name__)
 
-Status = Literal["succeeded", "failed", "skipped"]
-
-
-class SkipMove(Exception):
-    """Raised inside the alias compare-and-swap to leave the alias as it is."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+AliasStatus = Literal["moved", "skipped", "failed"]
 
 
 @dataclass
@@ -64,89 +55,72 @@ class Deployment:
         }
 
 
-def deployment_record(registry: Registry, key: str) -> dict[str, Any] | None:
-    try:
-        document: dict[str, Any] = json.loads(registry.store.get(key).data)
-    except NotFound:
-        return None
-    return document
+@dataclass(frozen=True)
+class Release:
+    """A published version and, when an alias was asked for, what happened to it."""
+
+    name: str
+    version: int
+    manifest: Manifest
+    alias_name: str | None = None
+    deployment: Deployment | None = None
+
+    @property
+    def alias(self) -> AliasDoc | None:
+        return self.deployment.alias if self.deployment is not None else None
+
+    @property
+    def alias_status(self) -> AliasStatus | None:
+        if self.deployment is None:
+            return None
+        if self.deployment.status == "failed":
+            return "failed"
+        return "skipped" if self.deployment.status == "skipped" else "moved"
+
+    def alias_report(self) -> dict[str, Any] | None:
+        """``{"name", "status": moved|skipped|failed, "reason"}``, as ``--json`` prints it."""
+        if self.deployment is None:
+            return None
+        return {
+            "name": self.alias_name,
+            "status": self.alias_status,
+            "reason": self.deployment.reason,
+        }
 
 
-def write_record(registry: Registry, key: str, deployment: Deployment) -> bool:
-    """Write the record once; False when a concurrent delivery of the same event wrote it first."""
-    body = (json.dumps(deployment.as_json(), indent=2) + "\n").encode()
-    try:
-        registry.store.put(key, body, if_none_match=True)
-    except PreconditionFailed:
-        return False
-    return True
+def release(
+    registry: Registry,
+    path: Path,
+    name: str,
+    *,
+    alias: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    reason: str | None = None,
+) -> Release:
+    """Verify a model file, publish it as the next version, then deploy it to ``alias``.
 
-
-def plan_move(
-    manifest: Manifest, current: AliasDoc | None, rolled_back_from: set[int]
-) -> AliasDoc | None:
-    """The alias document the deploy policy asks for, ``None`` if nothing changes,
-    or :class:`SkipMove` naming why this version must not move the alias."""
-    alias = manifest["deploy"]["alias"]
-    weight = manifest["deploy"]["canary_weight"]
-    version = manifest["version"]
-    if version in rolled_back_from:
-        raise SkipMove(
-            f"{alias} was rolled back from version {version}; only an explicit "
-            "`maas models alias` promotes it again"
-        )
-    if current is None:
-        return {"version": version, "canary": None, "previous": None}
-    if version < current["version"]:
-        raise SkipMove(
-            f"version {version} is older than {alias}'s current version {current['version']}"
-        )
-    if weight is None:
-        if version == current["version"] and current["canary"] is None:
-            return None  # already there: a redelivered event
-        previous = current["previous"] if version == current["version"] else current["version"]
-        return {"version": version, "canary": None, "previous": previous}
-    if version == current["version"]:
-        raise SkipMove(f"version {version} is already {alias}'s main version; no canary to set")
-    canary = {"version": version, "weight": weight}
-    if current["canary"] == canary:
-        return None
-    return {"version": current["version"], "canary": canary, "previous": current["previous"]}
-
-
-def apply_policy(
-    registry: Registry, manifest: Manifest, reason: str
-) -> tuple[Status, str, AliasDoc | None]:
-    name, version = manifest["name"], manifest["version"]
-    alias = manifest["deploy"]["alias"]
+    The verification the deployer runs happens first, on the local file and a
+    draft manifest (placeholder version), so a bad model or bad metadata is
+    refused with :class:`ModelRefused` before anything is written. The deploy
+    step then verifies the registry's own bytes, exactly as the deployer would;
+    when the deployer later sees this manifest, it finds the record and does
+    nothing.
+    """
+    check_name(name)
+    merged = dict(details or {})
+    if alias is not None:
+        check_alias(alias)
+        merged.setdefault("deploy", {"alias": alias, "canary_weight": None})
+    info = inspect_onnx(path)
+    verification = verify_model(path, registry.build_manifest(name, 1, info, merged), info)
+    if not verification.passed:
+        raise ModelRefused(f"{path} refused: {verification.reason}")
+    published = registry.publish(path, name, details=merged, progress=progress, info=info)
     if alias is None:
-        return "skipped", "verified; the manifest names no deploy alias", None
-    rolled_back = registry.rolled_back_from(name, alias)
-    outcome: dict[str, Any] = {}
-
-    def change(current: AliasDoc | None) -> AliasDoc:
-        planned = plan_move(manifest, current, rolled_back)
-        if planned is None:
-            raise SkipMove("already applied")
-        outcome["canary"] = planned["canary"] is not None
-        return registry.alias_document(
-            alias, planned["version"], planned["canary"], planned["previous"]
-        )
-
-    try:
-        document = registry.swap_alias(name, alias, change, action="move", reason=reason)
-    except SkipMove as skip:
-        if skip.reason == "already applied":
-            return (
-                "succeeded",
-                f"{alias} already serves version {version}",
-                registry.get_alias(name, alias),
-            )
-        return "skipped", f"verified, not promoted: {skip.reason}", None
-    if outcome.get("canary"):
-        weight = manifest["deploy"]["canary_weight"]
-        return "succeeded", f"{alias} canary -> {version} at weight {weight}", document
-    return "succeeded", f"{alias} -> {version}", document
+        return Release(name, published.version, published.manifest)
+    deployment = deploy_version(registry, name, published.version, reason=reason or "publish")
+    return Release(name, published.version, published.manifest, alias, deployment)
 
 
 def deploy_version(
@@ -158,7 +132,7 @@ def deploy_version(
     propagate (to be retried); only a model that fails a check is 'failed'.
     """
     key = Registry.deployment_key(name, version)
-    earlier = deployment_record(registry, key)
+    earlier = registry.read_record(key)
     if earlier is not None:
         return Deployment(
             name,
@@ -174,16 +148,16 @@ def deploy_version(
         deployment = Deployment(
             name, version, "failed", f"schema: {exc}", [Check("schema", False, str(exc)).as_json()]
         )
-        deployment.recorded = write_record(registry, key, deployment)
+        deployment.recorded = registry.write_record(key, deployment.as_json())
         return deployment
     with tempfile.TemporaryDirectory(prefix="maas-deploy-") as scratch:
         path = Path(scratch) / "model.onnx"
-        registry.store.download_file(Registry.model_key(name, version), path)
+        registry.download(Registry.model_key(name, version), path)
         verification = verify_model(path, manifest)
-    return finish(registry, manifest, verification, key, reason)
+    return _finish(registry, manifest, verification, key, reason)
 
 
-def finish(
+def _finish(
     registry: Registry, manifest: Manifest, verification: Verification, key: str, reason: str
 ) -> Deployment:
     name, version = manifest["name"], manifest["version"]
@@ -203,10 +177,5 @@ def finish(
             name, version, status, why, verification.as_json(), document, verification.seconds
         )
         log.info("deployment of %s:%s %s: %s", name, version, status, why)
-    deployment.recorded = write_record(registry, key, deployment)
+    deployment.recorded = registry.write_record(key, deployment.as_json())
     return deployment
-
-
-def incoming_record_key(name: str, etag: str) -> str:
-    clean = "".join(ch for ch in etag if ch.isalnum() or ch == "-") or uuid.uuid4().hex
-    return f"models/{name}/deployments/incoming-{clean}.json"

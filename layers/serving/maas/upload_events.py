@@ -31,15 +31,8 @@ from maas.errors import InvalidInput, MaasError
 from maas.model_checks import Check, smoke_check
 from maas.names import check_name
 from maas.onnxfile import file_sha256, inspect_onnx
-from maas.promotion import (
-    Deployment,
-    deploy_version,
-    deployment_record,
-    incoming_record_key,
-    write_record,
-)
+from maas.promotion import Deployment, deploy_version, release
 from maas.registry import Registry
-from maas.store import S3Store
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +80,7 @@ class Deployer:
         return outcomes
 
     def on_object(self, bucket: str, key: str) -> Outcome:
-        relative = self._relative(bucket, key)
+        relative = self.registry.key_for_event(bucket, key)
         if relative is None:
             return Outcome(key, "ignored", reason="not under this registry")
         if match := MANIFEST_KEY.match(relative):
@@ -95,15 +88,6 @@ class Deployer:
         if match := INCOMING_KEY.match(relative):
             return self.on_incoming(key, relative, match["name"])
         return Outcome(key, "ignored", reason="neither a manifest nor an incoming .onnx")
-
-    def _relative(self, bucket: str, key: str) -> str | None:
-        store = self.registry.store
-        if isinstance(store, S3Store):
-            if bucket != store.bucket:
-                return None
-            prefix = f"{store.prefix}/" if store.prefix else ""
-            return key[len(prefix) :] if key.startswith(prefix) else None
-        return key
 
     # --------------------------------------------------------- manifests
     def on_manifest(self, key: str, name: str, version: int) -> Outcome:
@@ -134,13 +118,13 @@ class Deployer:
             check_name(name)
         except InvalidInput as exc:
             return Outcome(key, "ignored", reason=str(exc))
-        head = self.registry.store.head(relative)
+        head = self.registry.upload_info(relative)
         if head is None:
             return Outcome(key, "ignored", name, reason="the upload no longer exists")
         # The event's ETag can be stale (the key may have been overwritten since).
         etag = head.etag.strip('"')
-        record_key = incoming_record_key(name, etag)
-        earlier = deployment_record(self.registry, record_key)
+        record_key = Registry.incoming_record_key(name, etag)
+        earlier = self.registry.read_record(record_key)
         if earlier is not None:
             return Outcome(
                 key,
@@ -152,15 +136,15 @@ class Deployer:
         existing = self._version_from_upload(name, etag)
         if existing is not None:
             deployment = deploy_version(self.registry, name, existing, reason="deployer")
-            write_record(self.registry, record_key, deployment)
+            self.registry.write_record(record_key, deployment.as_json())
             return Outcome(
                 key, "duplicate", name, existing, f"upload {etag} is already version {existing}"
             )
         with tempfile.TemporaryDirectory(prefix="maas-incoming-") as scratch:
             path = Path(scratch) / "model.onnx"
-            self.registry.store.download_file(relative, path)
+            self.registry.download(relative, path)
             deployment = self._publish_upload(path, name, relative, etag)
-        write_record(self.registry, record_key, deployment)
+        self.registry.write_record(record_key, deployment.as_json())
         return self._report(key, deployment)
 
     def _publish_upload(self, path: Path, name: str, relative: str, etag: str) -> Deployment:
@@ -185,13 +169,18 @@ class Deployer:
             },
         }
         try:
-            published = self.registry.publish(
-                path, name, alias=self.incoming_alias, details=details, reason="incoming upload"
+            released = release(
+                self.registry,
+                path,
+                name,
+                alias=self.incoming_alias,
+                details=details,
+                reason="incoming upload",
             )
         except InvalidInput as exc:
             return self._refused(name, Check("verification", False, str(exc)), checks)
-        deployment = published.deployment
-        assert deployment is not None  # publish deploys whenever it is given an alias
+        deployment = released.deployment
+        assert deployment is not None  # release deploys whenever it is given an alias
         deployment.checks = checks + deployment.checks
         return deployment
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from maas import metrics
-from maas.documents import AliasDoc, decode
+from maas.documents import AliasDoc
 from maas.errors import NotFound, NotReady, StoreUnavailable
-from maas.registry import Registry
+from maas.registry import Registry, alias_not_found
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class _Entry:
     etag: str | None
     checked_at: float
     stale: bool = False
-    missing: str = ""
+    missing: Callable[[], NotFound] | None = None
 
 
 class AliasCache:
@@ -56,25 +56,28 @@ class AliasCache:
         if entry is None or now - entry.checked_at >= self.ttl:
             entry = self._refresh(key, entry, now)
         if entry.document is None:
-            raise NotFound(entry.missing)
+            assert entry.missing is not None  # set whenever the document is
+            raise entry.missing()
         if entry.stale:
             self.telemetry.stale_serve(name)
         return entry.document
 
     def _refresh(self, key: tuple[str, str], entry: _Entry | None, now: float) -> _Entry:
         name, alias = key
-        store_key = Registry.alias_key(name, alias)
         try:
             if entry is not None and entry.etag is not None:
-                changed = self.registry.store.get_if_changed(store_key, entry.etag)
+                changed = self.registry.read_alias_if_changed(name, alias, entry.etag)
                 if changed is None:  # 304: unchanged, nothing to parse or reload
                     fresh = _Entry(entry.document, entry.etag, now)
                 else:
-                    fresh = _Entry(decode("alias", changed.data, store_key), changed.etag, now)
+                    fresh = _Entry(changed[0], changed[1], now)
             else:
-                stored = self.registry.store.get(store_key)
-                fresh = _Entry(decode("alias", stored.data, store_key), stored.etag, now)
-        except NotFound:
+                found = self.registry.read_alias(name, alias)
+                if found is None:
+                    fresh = _Entry(None, None, now, missing=self._why_missing(name, alias))
+                else:
+                    fresh = _Entry(found[0], found[1], now)
+        except NotFound:  # deleted since the last read
             fresh = _Entry(None, None, now, missing=self._why_missing(name, alias))
         except StoreUnavailable as exc:
             if entry is None:
@@ -90,9 +93,11 @@ class AliasCache:
             self._entries[key] = fresh
         return fresh
 
-    def _why_missing(self, name: str, alias: str) -> str:
+    def _why_missing(self, name: str, alias: str) -> Callable[[], NotFound]:
+        """A fresh error per raise (an exception instance carries its traceback)."""
         try:
             self.registry.require_model(name)
         except NotFound as exc:
-            return str(exc)
-        return f"model {name!r} has no alias {alias!r}"
+            message = str(exc)
+            return lambda: NotFound(message)
+        return lambda: alias_not_found(name, alias)

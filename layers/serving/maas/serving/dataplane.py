@@ -17,14 +17,14 @@ from typing import Any
 
 from maas import metrics
 from maas.config import ServingConfig
-from maas.errors import NotFound, NotReady, StoreUnavailable
+from maas.errors import AliasNotFound, NotReady, StoreUnavailable
 from maas.names import ModelRef, check_alias, check_name
-from maas.registry import Registry
+from maas.registry import Registry, alias_not_found
 from maas.serving.alias_cache import AliasCache
 from maas.serving.model_cache import ModelCache
 from maas.serving.request_checks import select_outputs, validate_inputs
 from maas.serving.runtime import LoadedModel
-from maas.store import S3Store, open_store
+from maas.store import open_store
 from maas.tensors import InferenceRequest, InferenceResult, Tensor
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ class DataPlane:
         import os
 
         self.rng.seed(int.from_bytes(os.urandom(16), "little"))
-        store = self.registry.store
-        if isinstance(store, S3Store):
-            store.reset_client()
+        self.registry.reconnect()
 
     # ---------------------------------------------------------- resolution
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> Resolved:
@@ -209,12 +207,9 @@ class DataPlane:
         chosen = check_alias(alias) if alias is not None else self.config.default_alias
         try:
             return chosen, self.aliases.get(name, chosen)
-        except NotFound as exc:
-            if alias is None and "has no alias" in str(exc):
-                raise NotFound(
-                    f"{exc} (the default alias for a bare model name; "
-                    "set MAAS_DEFAULT_ALIAS or name a version)"
-                ) from None
+        except AliasNotFound:
+            if alias is None:
+                raise alias_not_found(name, chosen, defaulted=True) from None
             raise
 
     def server_ready(self) -> tuple[bool, str | None]:
@@ -222,7 +217,7 @@ class DataPlane:
         if self.models.loaded():
             return True, None
         try:
-            self.registry.store.list_dirs("models/")
+            self.registry.check_readable()
         except StoreUnavailable as exc:
             return False, str(exc)
         return True, None

@@ -1,0 +1,270 @@
+"""Aliases: documents moved by compare-and-swap, their append-only history, rollback."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from maas.documents import AliasDoc, HistoryRecord, decode, encode, iso
+from maas.errors import AliasNotFound, Conflict, InvalidInput, NotFound, PreconditionFailed
+from maas.names import ModelRef, check_alias, check_name
+from maas.registry.versions import Versions
+
+DEFAULT_ALIAS = "production"
+
+#: Said when a bare model name finds no default alias: never "the highest version".
+DEFAULT_ALIAS_HINT = (
+    "the default alias for a bare model name; set MAAS_DEFAULT_ALIAS or name a version"
+)
+
+
+def alias_not_found(name: str, alias: str, *, defaulted: bool = False) -> AliasNotFound:
+    """The one wording of a missing alias; ``defaulted`` when the caller named none."""
+    hint = f" ({DEFAULT_ALIAS_HINT})" if defaulted else ""
+    return AliasNotFound(f"model {name!r} has no alias {alias!r}{hint}", name, alias)
+
+
+class Aliases(Versions):
+    """Alias documents and their history, beside the versions they point at."""
+
+    @staticmethod
+    def alias_key(name: str, alias: str) -> str:
+        return f"models/{check_name(name)}/aliases/{check_alias(alias)}.json"
+
+    @staticmethod
+    def history_prefix(name: str) -> str:
+        return f"models/{check_name(name)}/history/"
+
+    def read_alias(self, name: str, alias: str) -> tuple[AliasDoc, str] | None:
+        """The alias document and its ETag, or ``None`` when the alias does not exist."""
+        key = self.alias_key(name, alias)
+        try:
+            stored = self.store.get(key)
+        except NotFound:
+            return None
+        return decode("alias", stored.data, key), stored.etag
+
+    def read_alias_if_changed(
+        self, name: str, alias: str, etag: str
+    ) -> tuple[AliasDoc, str] | None:
+        """A conditional read: ``None`` while the document still has ``etag`` (a 304);
+        :class:`NotFound` once the alias is gone."""
+        key = self.alias_key(name, alias)
+        changed = self.store.get_if_changed(key, etag)
+        if changed is None:
+            return None
+        return decode("alias", changed.data, key), changed.etag
+
+    def get_alias(self, name: str, alias: str) -> AliasDoc:
+        found = self.read_alias(name, alias)
+        if found is None:
+            self.require_model(name)
+            raise alias_not_found(name, alias)
+        return found[0]
+
+    def list_aliases(self, name: str) -> dict[str, AliasDoc]:
+        prefix = f"models/{check_name(name)}/aliases/"
+        aliases: dict[str, AliasDoc] = {}
+        for key in self.store.list_keys(prefix):
+            alias = key[len(prefix) :].removesuffix(".json")
+            found = self.read_alias(name, alias) if key.endswith(".json") else None
+            if found is not None:
+                aliases[alias] = found[0]
+        return aliases
+
+    def resolve(
+        self, ref: ModelRef, default_alias: str = DEFAULT_ALIAS
+    ) -> tuple[int, AliasDoc | None]:
+        """The version a reference names. A bare name goes through ``default_alias``;
+        when that alias is missing this is NotFound, never "the highest version"."""
+        if ref.version is not None:
+            self.get_manifest(ref.name, ref.version)
+            return ref.version, None
+        alias = ref.alias or default_alias
+        found = self.read_alias(ref.name, alias)
+        if found is None:
+            self.require_model(ref.name)
+            raise alias_not_found(ref.name, alias, defaulted=ref.alias is None)
+        return found[0]["version"], found[0]
+
+    def history(self, name: str, alias: str | None = None) -> list[HistoryRecord]:
+        """Alias moves, oldest first (keys sort by time)."""
+        prefix = self.history_prefix(name)
+        records: list[HistoryRecord] = []
+        for key in self.store.list_keys(prefix):
+            record: HistoryRecord = decode("history", self.store.get(key).data, key)
+            if alias is None or record["alias"] == alias:
+                records.append(record)
+        return records
+
+    # -------------------------------------------------------------- aliases
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        canary: int | None = None,
+        weight: float | None = None,
+        reason: str | None = None,
+    ) -> AliasDoc:
+        """Point ``alias`` at ``version`` (optionally with a canary) by compare-and-swap.
+
+        Setting an alias without a canary clears any canary.
+        """
+        check_alias(alias)
+        self.get_manifest(name, version)
+        canary_doc: dict[str, Any] | None = None
+        if (canary is None) != (weight is None):
+            raise InvalidInput("a canary needs both a version and a weight")
+        if canary is not None and weight is not None:
+            if not 0.0 < weight < 1.0:
+                raise InvalidInput(f"canary weight {weight} must be strictly between 0 and 1")
+            if canary == version:
+                raise InvalidInput(f"canary version {canary} is the alias's own version")
+            self.get_manifest(name, canary)
+            canary_doc = {"version": canary, "weight": weight}
+
+        def change(current: AliasDoc | None) -> AliasDoc:
+            if current is None:
+                previous = None
+            elif current["version"] == version:
+                previous = current["previous"]  # only the canary changes
+            else:
+                previous = current["version"]
+            return self.alias_document(alias, version, canary_doc, previous)
+
+        moved = self.swap_alias(name, alias, change, action="move", reason=reason)
+        assert moved is not None  # change() always returns a document
+        return moved
+
+    def rollback(
+        self, name: str, alias: str = DEFAULT_ALIAS, reason: str | None = None
+    ) -> AliasDoc:
+        """Move ``alias`` back to its ``previous`` version and clear any canary.
+
+        The new ``previous`` is the target before that one, found by replaying
+        the alias's history as a stack (moves push, rollbacks pop), so repeated
+        rollbacks walk back one step at a time.
+        """
+        check_alias(alias)
+
+        def change(current: AliasDoc | None) -> AliasDoc:
+            if current is None:
+                self.require_model(name)
+                raise AliasNotFound(
+                    f"model {name!r} has no alias {alias!r} to roll back", name, alias
+                )
+            target = current["previous"]
+            if target is None:
+                raise NotFound(
+                    f"alias {alias!r} of {name!r} has no previous version to roll back to"
+                )
+            stack = self._alias_stack(name, alias)
+            if stack and stack[-1] == current["version"]:
+                stack.pop()
+            while stack and stack[-1] != target:
+                stack.pop()
+            previous = stack[-2] if len(stack) >= 2 else None
+            return self.alias_document(alias, target, None, previous)
+
+        moved = self.swap_alias(name, alias, change, action="rollback", reason=reason or "rollback")
+        assert moved is not None  # change() always returns a document
+        return moved
+
+    def rolled_back_from(self, name: str, alias: str) -> set[int]:
+        """Versions this alias was rolled back away from."""
+        return {
+            r["from"]
+            for r in self.history(name, alias)
+            if r.get("action") == "rollback" and r["from"] is not None
+        }
+
+    def alias_document(
+        self, alias: str, version: int, canary: dict[str, Any] | None, previous: int | None
+    ) -> AliasDoc:
+        return {
+            "alias": alias,
+            "version": version,
+            "canary": canary,
+            "previous": previous,
+            "updated_at": iso(self.clock(), micro=True),
+        }
+
+    def _alias_stack(self, name: str, alias: str) -> list[int]:
+        stack: list[int] = []
+        for record in self.history(name, alias):
+            if record.get("action") == "rollback":
+                if stack:
+                    stack.pop()
+            elif not stack or stack[-1] != record["to"]:
+                stack.append(record["to"])
+        return stack
+
+    def swap_alias(
+        self,
+        name: str,
+        alias: str,
+        change: Callable[[AliasDoc | None], AliasDoc | None],
+        *,
+        action: str,
+        reason: str | None,
+    ) -> AliasDoc | None:
+        """Compare-and-swap the alias document to ``change(current)``, retrying on races.
+
+        ``change`` sees the document as just read. It returns ``None`` to leave
+        the alias as it is (then nothing is written and ``None`` is returned), or
+        raises to abandon the move with an error.
+        """
+        key = self.alias_key(name, alias)
+        for attempt in range(self.cas_attempts):
+            found = self.read_alias(name, alias)
+            current, etag = found if found is not None else (None, None)
+            document = change(current)
+            if document is None:
+                return None
+            try:
+                if etag is None:
+                    self.store.put(key, encode("alias", document), if_none_match=True)
+                else:
+                    self.store.put(key, encode("alias", document), if_match=etag)
+            except PreconditionFailed:
+                # Someone else moved it between our read and write: re-read and retry.
+                time.sleep(random.uniform(0, min(0.2, 0.01 * (2**attempt))))
+                continue
+            self._record(name, alias, current, document, action, reason)
+            return document
+        raise Conflict(
+            f"alias {alias!r} of {name!r} kept changing under us; "
+            f"gave up after {self.cas_attempts} compare-and-swap attempts"
+        )
+
+    def _record(
+        self,
+        name: str,
+        alias: str,
+        before: AliasDoc | None,
+        after: AliasDoc,
+        action: str,
+        reason: str | None,
+    ) -> None:
+        # The move's time is the alias document's, stamped before its compare-and-swap:
+        # a clock read here, after the write, could order two racing moves backwards.
+        moved_at = datetime.fromisoformat(after["updated_at"].replace("Z", "+00:00"))
+        record: HistoryRecord = {
+            "alias": alias,
+            "from": before["version"] if before else None,
+            "to": after["version"],
+            "canary": after["canary"],
+            "at": after["updated_at"],
+            "by": self.actor,
+            "reason": reason,
+            "action": action,
+        }
+        stamp = moved_at.strftime("%Y%m%dT%H%M%S.%fZ")
+        key = f"{self.history_prefix(name)}{stamp}-{alias}-{uuid.uuid4().hex[:12]}.json"
+        self.store.put(key, encode("history", record), if_none_match=True)
