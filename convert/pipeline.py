@@ -123,12 +123,16 @@ class ConvertResult:
     def as_json(self) -> list[dict[str, Any]]:
         """One object per variant; the one that carried --alias also says what the
         alias did (``{"name", "status": moved|skipped|failed, "reason"}``)."""
-        rows = [r.as_json() for r in self.rows]
-        if self.alias_release is not None:
-            for row, document in zip(self.rows, rows, strict=True):
-                if row.version == self.alias_release.version:
-                    document["alias"] = self.alias_release.alias_report()
-        return rows
+        carried = self.alias_release
+        return [
+            {
+                **row.as_json(),
+                "alias": carried.alias_report()
+                if carried is not None and row.version == carried.version
+                else None,
+            }
+            for row in self.rows
+        ]
 
     def summary(self) -> str:
         data = (

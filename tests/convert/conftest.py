@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
-from maas.errors import InvalidInput, MaasError
-from tests.convert.api import cli, train
+from maas.cli import main
+from tests.convert.api import train
 
 BUCKET = "maas-convert-tests"
-
-
-class _Parser(argparse.ArgumentParser):
-    """Like maas.cli's parser: a usage error is InvalidInput (one line, exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise InvalidInput(f"{self.prog}: {message}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The main CLI's shape: a ``common`` parent with --registry/--json, then register()."""
-    common = _Parser(add_help=False)
-    common.add_argument("--registry", metavar="URL")
-    common.add_argument("--json", action="store_true")
-    parser = _Parser(prog="maas")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    cli.register(commands, common)
-    return parser
 
 
 @dataclass
@@ -49,16 +29,12 @@ class Outcome:
 
 
 def run_cli(*argv: str | Path) -> Outcome:
-    """Run a command the way maas.cli.main does: MaasError → one line on stderr + its exit
-    code; a non-zero int returned by ``run`` is the exit code. Anything else propagates."""
+    """Run the real ``maas.cli.main``, capturing its output. MAAS_DEBUG makes an
+    unexpected exception propagate (a test failure) instead of becoming exit 1."""
     out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            args = build_parser().parse_args([str(a) for a in argv])
-            code = args.run(args) or 0
-        except MaasError as exc:
-            print(f"maas: error: {exc}", file=sys.stderr)
-            code = exc.exit_code
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out), redirect_stderr(err):
+        patch.setenv("MAAS_DEBUG", "1")
+        code = main([str(a) for a in argv])
     return Outcome(code, out.getvalue(), err.getvalue())
 
 

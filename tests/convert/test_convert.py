@@ -35,6 +35,7 @@ ROW_KEYS = {
     "passed",
     "reason",
     "version",
+    "alias",
 }
 
 
@@ -137,6 +138,13 @@ def test_alias_points_at_the_smallest_passing_variant(published: Published) -> N
     ]
     manifest = published.manifests[smallest["version"]]
     assert manifest["deploy"]["alias"] == "production"
+    reports = {r["version"]: r["alias"] for r in published.rows}
+    assert reports.pop(smallest["version"]) == {
+        "name": "production",
+        "status": "moved",
+        "reason": f"production -> {smallest['version']}",
+    }
+    assert set(reports.values()) == {None}
 
 
 def test_manifests_carry_signature_metrics_and_lineage(

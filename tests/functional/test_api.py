@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import runpy
@@ -421,7 +422,10 @@ def test_body_cap_applies_before_and_after_decompression(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAAS_MAX_BODY_BYTES", "100000")
-    handler = inference_handler(ServingConfig(registry_url=registry.url, cache_dir=tmp_path))
+    from_env = ServingConfig.from_env()
+    handler = inference_handler(
+        dataclasses.replace(from_env, registry_url=registry.url, cache_dir=tmp_path)
+    )
     big = json.dumps(v2_json(digits_input(batch=128))).encode()
     response = handler(
         build_event("POST", "/v2/models/digits/infer", {"content-type": "application/json"}, big),

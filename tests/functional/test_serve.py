@@ -9,6 +9,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ def registry(s3_bucket: str, onnx_model: Path, onnx_model_b: Path) -> Registry:
 @pytest.fixture
 def handler(registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("MAAS_MAX_BODY_BYTES", str(2**20))
-    return inference_handler(ServingConfig(registry_url=registry.url, cache_dir=tmp_path))
+    config = ServingConfig.from_env()  # MAAS_MAX_BODY_BYTES is read here
+    return inference_handler(replace(config, registry_url=registry.url, cache_dir=tmp_path))
 
 
 @pytest.fixture

@@ -71,3 +71,25 @@ def test_bad_values_fail_at_start_naming_the_variable(env: dict[str, str], messa
 
 def test_preload_ignores_blanks() -> None:
     assert parse_preload(" , digits ,") == (ModelRef("digits"),)
+
+
+def test_body_limit_defaults_to_lambdas_payload_limit_and_is_checked() -> None:
+    from maas.config import LAMBDA_PAYLOAD_BYTES
+
+    assert ServingConfig.from_env({}).max_body_bytes == LAMBDA_PAYLOAD_BYTES == 6 * 2**20
+    assert ServingConfig.from_env({"MAAS_MAX_BODY_BYTES": "1024"}).max_body_bytes == 1024
+    for bad in ("0", "-1", "1e6", "lots"):
+        with pytest.raises(InvalidInput, match="MAAS_MAX_BODY_BYTES"):
+            ServingConfig.from_env({"MAAS_MAX_BODY_BYTES": bad})
+
+
+def test_deployer_settings() -> None:
+    from maas.config import DeployerConfig
+
+    assert DeployerConfig.from_env({}) == DeployerConfig(".maas/registry", "staging")
+    configured = DeployerConfig.from_env(
+        {"MAAS_REGISTRY": "s3://b/p", "MAAS_INCOMING_ALIAS": "review"}
+    )
+    assert configured == DeployerConfig("s3://b/p", "review")
+    with pytest.raises(InvalidInput):
+        DeployerConfig.from_env({"MAAS_INCOMING_ALIAS": "Not An Alias"})

@@ -241,7 +241,6 @@ def _serve(args: argparse.Namespace) -> None:
     import dataclasses
 
     from maas.config import ServingConfig
-    from maas.http_api import max_body_bytes
     from maas.lambda_entry import inference_handler
     from maas.local_server import LocalApiServer
     from maas.store import registry_url
@@ -249,7 +248,7 @@ def _serve(args: argparse.Namespace) -> None:
     config = dataclasses.replace(ServingConfig.from_env(), registry_url=registry_url(args.registry))
     handler = inference_handler(config)
     try:
-        server = LocalApiServer((args.host, args.port), handler, max_body_bytes())
+        server = LocalApiServer((args.host, args.port), handler, config.max_body_bytes)
     except OSError as exc:
         raise InvalidInput(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"

@@ -1,6 +1,9 @@
-"""Serving configuration, read from the environment once, when the process starts.
+"""Every ``MAAS_*`` setting, read from the environment once, when the process starts.
 
-Hot paths receive a :class:`ServingConfig`; they never read ``os.environ``.
+This module is the only reader of ``MAAS_*`` variables (``MAAS_REGISTRY``,
+``MAAS_ACTOR`` and ``MAAS_DEBUG`` aside, read where the CLI or the registry
+needs them). Hot paths receive a :class:`ServingConfig`; they never read
+``os.environ``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from maas.store import registry_url
 
 NanPolicy = Literal["reject", "allow"]
 
+#: Lambda's synchronous payload limit, each way.
+LAMBDA_PAYLOAD_BYTES = 6 * 2**20
+
 
 @dataclass(frozen=True)
 class ServingConfig:
@@ -29,6 +35,7 @@ class ServingConfig:
     max_batch: int = 1024
     nan_policy: NanPolicy = "reject"
     preload: tuple[ModelRef, ...] = ()
+    max_body_bytes: int = LAMBDA_PAYLOAD_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
@@ -47,6 +54,21 @@ class ServingConfig:
             max_batch=int(_number(env, "MAAS_MAX_BATCH", 1024, minimum=1)),
             nan_policy=_nan_policy(env.get("MAAS_NAN_POLICY", "reject")),
             preload=parse_preload(env.get("MAAS_PRELOAD", "")),
+            max_body_bytes=_positive_int(env, "MAAS_MAX_BODY_BYTES", LAMBDA_PAYLOAD_BYTES),
+        )
+
+
+@dataclass(frozen=True)
+class DeployerConfig:
+    registry_url: str = ".maas/registry"
+    incoming_alias: str = "staging"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DeployerConfig:
+        env = os.environ if environ is None else environ
+        return cls(
+            registry_url=registry_url(env.get("MAAS_REGISTRY")),
+            incoming_alias=check_alias(env.get("MAAS_INCOMING_ALIAS", "staging")),
         )
 
 
@@ -72,6 +94,15 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
     if value < minimum:
         raise InvalidInput(f"{name}={raw!r} must be at least {minimum:g}")
     return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput(f"{name}={raw!r} must be a positive integer")
+    return int(raw)
 
 
 def _nan_policy(raw: str) -> NanPolicy:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import logging
-import os
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from maas import __version__
+from maas.config import LAMBDA_PAYLOAD_BYTES
 from maas.errors import InvalidInput, MaasError, PayloadTooLarge
 from maas.names import check_alias, parse_version
 from maas.protocol import compression, tfserving, v2
@@ -31,18 +31,6 @@ HttpResponse = Response[Any]
 
 JSON = "application/json"
 MODEL_VERSION_HEADER = "x-maas-model-version"
-#: Lambda's synchronous payload limit, each way.
-LAMBDA_PAYLOAD_BYTES = 6 * 2**20
-
-
-def max_body_bytes(environ: dict[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
-    raw = env.get("MAAS_MAX_BODY_BYTES", "")
-    if not raw:
-        return LAMBDA_PAYLOAD_BYTES
-    if not raw.isdigit() or int(raw) < 1:
-        raise InvalidInput(f"MAAS_MAX_BODY_BYTES={raw!r} must be a positive integer")
-    return int(raw)
 
 
 def json_response(

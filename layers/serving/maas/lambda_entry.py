@@ -17,9 +17,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from maas import metrics
-from maas.config import ServingConfig
+from maas.config import DeployerConfig, ServingConfig
 from maas.errors import MaasError
-from maas.http_api import build_app, max_body_bytes, within_lambda_payload
+from maas.http_api import build_app, within_lambda_payload
 from maas.serving.dataplane import DataPlane
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -39,13 +39,14 @@ def inference_handler(
 ) -> LambdaHandler:
     logger = _logger()
     telemetry = telemetry or metrics.Telemetry()
-    plane = DataPlane(config or ServingConfig.from_env(), telemetry=telemetry)
+    config = config or ServingConfig.from_env()
+    plane = DataPlane(config, telemetry=telemetry)
     try:
         plane.preload()
     except MaasError as exc:
         # Keep the environment alive: readiness reports 503 until the load succeeds.
         logger.error("preload failed; models will load on first use", extra={"error": str(exc)})
-    app = build_app(lambda: plane, max_body_bytes())
+    app = build_app(lambda: plane, config.max_body_bytes)
     _register_snapstart_hook(plane)
     return InferenceHandler(app, plane, logger, telemetry)
 
@@ -84,21 +85,18 @@ class InferenceHandler:
 
 
 def deployer_handler(
-    registry_url: str | None = None, telemetry: metrics.Telemetry | None = None
+    registry_url: str | None = None,
+    telemetry: metrics.Telemetry | None = None,
+    config: DeployerConfig | None = None,
 ) -> DeployerHandler:
-    import os
-
-    from maas.names import check_alias
-    from maas.registry import Registry
-    from maas.store import open_store
-    from maas.store import registry_url as resolve_url
+    from maas.registry import open_registry
     from maas.upload_events import Deployer
 
+    config = config or DeployerConfig.from_env()
     logger = _logger()
     telemetry = telemetry or metrics.Telemetry()
-    registry = Registry(open_store(resolve_url(registry_url)))
-    incoming_alias = check_alias(os.environ.get("MAAS_INCOMING_ALIAS", "staging"))
-    return DeployerHandler(Deployer(registry, incoming_alias, telemetry), logger, telemetry)
+    registry = open_registry(registry_url or config.registry_url)
+    return DeployerHandler(Deployer(registry, config.incoming_alias, telemetry), logger, telemetry)
 
 
 class DeployerHandler:
