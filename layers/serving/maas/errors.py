@@ -27,8 +27,7 @@ class MaasError(Exception):
 class InvalidInput(MaasError):
     """The caller sent something malformed: a bad name, flag, file or body."""
 
-    status = 400
-    exit_code = 2
+    status, exit_code = 400, 2
 
 
 class PayloadTooLarge(InvalidInput):
@@ -44,29 +43,25 @@ class ModelRefused(InvalidInput):
 class NotFound(MaasError):
     """A model, version or alias that does not exist."""
 
-    status = 404
-    exit_code = 4
+    status, exit_code = 404, 4
 
 
 class Conflict(MaasError):
     """A compare-and-swap or exclusive create lost, even after retries."""
 
-    status = 409
-    exit_code = 3
+    status, exit_code = 409, 3
 
 
 class StoreUnavailable(MaasError):
     """The registry cannot be reached, throttles, or an I/O operation failed."""
 
-    status = 503
-    exit_code = 5
+    status, exit_code = 503, 5
 
 
 class ServerFault(MaasError):
     """Our side is wrong (corrupt registry, misconfiguration); retrying will not help."""
 
-    status = 500
-    exit_code = 1
+    status, exit_code = 500, 1
 
 
 class IntegrityError(ServerFault):
@@ -82,8 +77,7 @@ class ModelTooLarge(ServerFault):
 class NotReady(MaasError):
     """Nothing can answer yet: no model loaded and the registry not reachable."""
 
-    status = 503
-    exit_code = 5
+    status, exit_code = 503, 5
 
 
 class PreconditionFailed(Conflict):
