@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", parents=[common], help="show the alias moves")
     history.add_argument("name", type=check_name)
     history.add_argument("--alias", type=check_alias, help="only this alias")
+    history.add_argument(
+        "--repair",
+        action="store_true",
+        help="first write any alias move whose history record failed to be written",
+    )
     history.set_defaults(run=_history)
 
     from maas.convert.cli import register as register_convert  # imports nothing heavy
@@ -271,6 +276,9 @@ def _serve(args: argparse.Namespace) -> None:
 def _history(args: argparse.Namespace) -> None:
     registry = _registry(args)
     registry.require_model(args.name)
+    if args.repair:
+        for alias in registry.repair_history(args.name):
+            print(f"maas: repaired the history of {args.name}@{alias}", file=sys.stderr)
     records = registry.history(args.name, args.alias)
     lines = [f"{'AT':<28} {'ALIAS':<12} {'FROM':>4} -> {'TO':<4} {'ACTION':<8} BY / REASON"]
     for r in records:

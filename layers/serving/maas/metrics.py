@@ -29,6 +29,7 @@ INTEGRITY_FAILURES = "IntegrityFailures"
 DEPLOYMENT_SUCCEEDED = "DeploymentSucceeded"
 DEPLOYMENT_FAILED = "DeploymentFailed"
 DEPLOY_VALIDATION_TIME = "DeployValidationTime"
+DEPLOY_EVENTS_IGNORED = "DeployEventsIgnored"
 
 DIMENSION_MODEL = "model"
 DIMENSION_VERSION = "version"
@@ -109,6 +110,9 @@ class Telemetry:
             self._add(DEPLOYMENT_FAILED, MetricUnit.Count, 1)
         if validation_ms:
             self._add(DEPLOY_VALIDATION_TIME, MetricUnit.Milliseconds, validation_ms)
+
+    def ignored_event(self) -> None:
+        self._add(DEPLOY_EVENTS_IGNORED, MetricUnit.Count, 1)
 
     # rare events
     def model_loaded(self, model: str, version: int, load_ms: float) -> None:

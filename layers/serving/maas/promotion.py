@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from maas.deploy_policy import Status, apply_policy
 from maas.documents import AliasDoc, Manifest, iso, utc_now
-from maas.errors import IntegrityError, ModelRefused
+from maas.errors import IntegrityError, ModelRefused, NotFound
 from maas.model_checks import Check, Verification, verify_model
 from maas.names import check_alias, check_name
 from maas.onnxfile import inspect_onnx
@@ -152,8 +152,14 @@ def deploy_version(
         return deployment
     with tempfile.TemporaryDirectory(prefix="maas-deploy-") as scratch:
         path = Path(scratch) / "model.onnx"
-        registry.download(Registry.model_key(name, version), path)
-        verification = verify_model(path, manifest)
+        model_key = Registry.model_key(name, version)
+        try:
+            registry.download(model_key, path)
+        except NotFound:
+            missing = Check("integrity", False, f"{model_key} is missing; the manifest names it")
+            verification = Verification([missing])
+        else:
+            verification = verify_model(path, manifest)
     return _finish(registry, manifest, verification, key, reason)
 
 

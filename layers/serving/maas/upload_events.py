@@ -27,7 +27,7 @@ from urllib.parse import unquote_plus
 import onnxruntime
 
 from maas import __version__, metrics
-from maas.errors import InvalidInput, MaasError
+from maas.errors import InvalidInput, MaasError, NotFound
 from maas.model_checks import Check, smoke_check
 from maas.names import check_name
 from maas.onnxfile import file_sha256, inspect_onnx
@@ -82,21 +82,31 @@ class Deployer:
     def on_object(self, bucket: str, key: str) -> Outcome:
         relative = self.registry.key_for_event(bucket, key)
         if relative is None:
-            return Outcome(key, "ignored", reason="not under this registry")
+            return self._ignored(key, "not under this registry")
         if match := MANIFEST_KEY.match(relative):
             return self.on_manifest(key, match["name"], int(match["version"]))
         if match := INCOMING_KEY.match(relative):
             return self.on_incoming(key, relative, match["name"])
-        return Outcome(key, "ignored", reason="neither a manifest nor an incoming .onnx")
+        return self._ignored(key, "neither a manifest nor an incoming .onnx")
 
     # --------------------------------------------------------- manifests
     def on_manifest(self, key: str, name: str, version: int) -> Outcome:
         try:
             check_name(name)
         except InvalidInput as exc:
-            return Outcome(key, "ignored", reason=str(exc))
-        deployment = deploy_version(self.registry, name, version, reason="deployer")
+            return self._ignored(key, str(exc))
+        try:
+            deployment = deploy_version(self.registry, name, version, reason="deployer")
+        except NotFound as exc:
+            # Deleted since, or a stale or forged event. Writing a record here would
+            # block the real manifest when it arrives, so nothing is written.
+            return self._ignored(key, f"{key} does not exist: {exc}", name)
         return self._report(key, deployment)
+
+    def _ignored(self, key: str, reason: str, name: str | None = None) -> Outcome:
+        log.warning("deployer ignored %s: %s", key, reason)
+        self.telemetry.ignored_event()
+        return Outcome(key, "ignored", name, reason=reason)
 
     def _report(self, key: str, deployment: Deployment) -> Outcome:
         if not deployment.recorded:
@@ -117,10 +127,10 @@ class Deployer:
         try:
             check_name(name)
         except InvalidInput as exc:
-            return Outcome(key, "ignored", reason=str(exc))
+            return self._ignored(key, str(exc))
         head = self.registry.upload_info(relative)
         if head is None:
-            return Outcome(key, "ignored", name, reason="the upload no longer exists")
+            return self._ignored(key, "the upload no longer exists", name)
         # The event's ETag can be stale (the key may have been overwritten since).
         etag = head.etag.strip('"')
         record_key = Registry.incoming_record_key(name, etag)

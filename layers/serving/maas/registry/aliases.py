@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -10,9 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from maas.documents import AliasDoc, HistoryRecord, decode, encode, iso
-from maas.errors import AliasNotFound, Conflict, InvalidInput, NotFound, PreconditionFailed
+from maas.errors import (
+    AliasNotFound,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    StoreUnavailable,
+)
 from maas.names import ModelRef, check_alias, check_name
 from maas.registry.versions import Versions
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ALIAS = "production"
 
@@ -224,9 +234,13 @@ class Aliases(Versions):
         for attempt in range(self.cas_attempts):
             found = self.read_alias(name, alias)
             current, etag = found if found is not None else (None, None)
+            if current is not None:
+                self._repair(name, current)
             document = change(current)
             if document is None:
                 return None
+            move = self._move(name, alias, current, document, action, reason)
+            document = {**document, "move": move}
             try:
                 if etag is None:
                     self.store.put(key, encode("alias", document), if_none_match=True)
@@ -236,14 +250,24 @@ class Aliases(Versions):
                 # Someone else moved it between our read and write: re-read and retry.
                 time.sleep(random.uniform(0, min(0.2, 0.01 * (2**attempt))))
                 continue
-            self._record(name, alias, current, document, action, reason)
+            try:
+                self._append(document)
+            except StoreUnavailable as exc:
+                # The move itself is durable; its record waits in the document.
+                log.warning(
+                    "%s@%s moved, but its history record could not be written (%s); the "
+                    "next move or `maas models history --repair` writes it",
+                    name,
+                    alias,
+                    exc,
+                )
             return document
         raise Conflict(
             f"alias {alias!r} of {name!r} kept changing under us; "
             f"gave up after {self.cas_attempts} compare-and-swap attempts"
         )
 
-    def _record(
+    def _move(
         self,
         name: str,
         alias: str,
@@ -251,20 +275,55 @@ class Aliases(Versions):
         after: AliasDoc,
         action: str,
         reason: str | None,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """What the history record of this move needs beyond the document itself.
+
+        It travels inside the alias document, written in the same compare-and-swap,
+        so a failure before the record is appended loses nothing: :meth:`_repair`
+        writes it from the document later.
+        """
         # The move's time is the alias document's, stamped before its compare-and-swap:
-        # a clock read here, after the write, could order two racing moves backwards.
+        # a clock read after the write could order two racing moves backwards.
         moved_at = datetime.fromisoformat(after["updated_at"].replace("Z", "+00:00"))
-        record: HistoryRecord = {
-            "alias": alias,
+        stamp = moved_at.strftime("%Y%m%dT%H%M%S.%fZ")
+        return {
             "from": before["version"] if before else None,
-            "to": after["version"],
-            "canary": after["canary"],
-            "at": after["updated_at"],
+            "action": action,
             "by": self.actor,
             "reason": reason,
-            "action": action,
+            "record": f"{self.history_prefix(name)}{stamp}-{alias}-{uuid.uuid4().hex[:12]}.json",
         }
-        stamp = moved_at.strftime("%Y%m%dT%H%M%S.%fZ")
-        key = f"{self.history_prefix(name)}{stamp}-{alias}-{uuid.uuid4().hex[:12]}.json"
-        self.store.put(key, encode("history", record), if_none_match=True)
+
+    def _repair(self, name: str, document: AliasDoc) -> bool:
+        """Append the history record of the move that wrote ``document``, if it is
+        missing; True when it had to be written. Documents from before moves
+        carried their record have nothing to repair."""
+        move = document.get("move")
+        if not move or self.store.head(move["record"]) is not None:
+            return False
+        return self._append(document)
+
+    def _append(self, document: AliasDoc) -> bool:
+        """Write the history record a document carries; False when it already exists."""
+        move = document["move"]
+        record: HistoryRecord = {
+            "alias": document["alias"],
+            "from": move["from"],
+            "to": document["version"],
+            "canary": document["canary"],
+            "at": document["updated_at"],
+            "by": move["by"],
+            "reason": move["reason"],
+            "action": move["action"],
+        }
+        try:
+            self.store.put(move["record"], encode("history", record), if_none_match=True)
+        except PreconditionFailed:
+            return False  # a concurrent repair wrote it
+        return True
+
+    def repair_history(self, name: str) -> list[str]:
+        """Write every alias's missing last history record (see :meth:`_repair`);
+        the aliases repaired."""
+        self.require_model(name)
+        return [alias for alias, doc in self.list_aliases(name).items() if self._repair(name, doc)]
