@@ -166,7 +166,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path(".maas/demo"),
         metavar="DIR",
-        help="scratch directory, emptied first (default: .maas/demo)",
+        help="working directory: new, empty, or one an earlier demo made (it empties only "
+        "what it wrote; default: .maas/demo)",
     )
     demo.add_argument(
         "--epochs",
@@ -206,7 +207,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
-    return demo(args.workdir, args.epochs)
+    return demo(args.workdir, args.epochs, args.registry, args.json)
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -21,19 +21,52 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from maas.errors import MaasError, ServerFault
+from maas.errors import InvalidInput, MaasError, ServerFault
 
 T = TypeVar("T")
 STEPS = 6
 SAMPLES = 8
+#: Written into a working directory the demo made, so that it only ever empties its own.
+MARKER = ".maas-demo"
+#: What the demo writes in its working directory; nothing else is ever removed.
+OWN_ENTRIES = ("reference", "registry", "serve.log")
 
 
 class DemoFailed(ServerFault):
     """A demo step failed; the message names it."""
 
 
+#: Where the narrative goes: stdout, or stderr when stdout carries the --json document.
+_narrative = sys.stdout
+
+
 def _say(text: str) -> None:
-    print(text, flush=True)
+    print(text, file=_narrative, flush=True)
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Make ``workdir`` ready: create it, or reuse one the demo made before (marked by
+    :data:`MARKER`), removing only what the demo itself writes there. A directory
+    with other contents and no marker is refused: the demo deletes nothing it did
+    not create."""
+    try:
+        if workdir.is_dir() and not (workdir / MARKER).is_file() and any(workdir.iterdir()):
+            raise InvalidInput(
+                f"--workdir {workdir} is not empty and is not a maas demo directory (it has "
+                f"no {MARKER} file): give a new or empty directory"
+            )
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name in OWN_ENTRIES:
+            entry = workdir / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+        (workdir / MARKER).write_text("made by `maas demo`; it empties only what it wrote\n")
+    except OSError as exc:
+        raise DemoFailed(
+            f"demo could not prepare its working directory {workdir}: {exc.strerror or exc}"
+        ) from None
 
 
 def _step(number: int, title: str, work: Callable[[], T]) -> T:
@@ -54,7 +87,7 @@ def _step(number: int, title: str, work: Callable[[], T]) -> T:
 class _Server:
     """`maas serve` as a real subprocess on a free port."""
 
-    def __init__(self, registry: Path, log_path: Path) -> None:
+    def __init__(self, registry: str, log_path: Path) -> None:
         self.log_path = log_path
         command = [
             sys.executable,
@@ -65,7 +98,7 @@ class _Server:
             "0",
             "--json",
             "--registry",
-            str(registry),
+            registry,
         ]
         self._log = log_path.open("w")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
@@ -151,21 +184,24 @@ def _call_api(url: str, x: np.ndarray) -> dict[str, np.ndarray]:
     return answers
 
 
-def run_demo(workdir: Path, epochs: int | None = None) -> int:
+def run_demo(
+    workdir: Path,
+    epochs: int | None = None,
+    registry_url: str | None = None,
+    json_output: bool = False,
+) -> int:
+    """Run every step; with ``registry_url`` publish and serve there instead of
+    ``workdir/registry``; with ``json_output`` print one JSON document on stdout."""
+    global _narrative
     from .pipeline import ConvertOptions, convert_model
     from .progress import Reporter
     from .train import train_example
 
-    registry = workdir / "registry"
-    try:
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-    except OSError as exc:
-        raise DemoFailed(
-            f"demo could not prepare its working directory {workdir}: {exc.strerror or exc}"
-        ) from None
-    reporter = Reporter(enabled=True, stream=sys.stdout)
-    _say(f"maas demo: working in {workdir}")
+    _narrative = sys.stderr if json_output else sys.stdout
+    prepare_workdir(workdir)
+    registry = registry_url or str(workdir / "registry")
+    reporter = Reporter.for_cli(json_output)
+    _say(f"maas demo: working in {workdir}, registry {registry}")
 
     trained = _step(
         1,
@@ -192,7 +228,7 @@ def run_demo(workdir: Path, epochs: int | None = None) -> int:
                 calib_data=trained.calib_data,
                 publish=True,
                 alias="production",
-                registry=str(registry),
+                registry=registry,
             ),
             reporter,
         ),
@@ -203,6 +239,10 @@ def run_demo(workdir: Path, epochs: int | None = None) -> int:
         f"      published versions {converted.published}; digits@production -> "
         f"{converted.alias_version}"
     )
+    if converted.alias_release is not None:
+        from maas.cli_output import alias_outcome
+
+        alias_outcome(converted.alias_release)  # a skip warns; a refusal fails the demo
 
     evaluation = np.load(trained.eval_data)
     x = evaluation["x"][:SAMPLES].astype(np.float32)
@@ -243,4 +283,24 @@ def run_demo(workdir: Path, epochs: int | None = None) -> int:
         lambda: _say("\n".join("      " + line for line in converted.table().splitlines())),
     )
     _say("\nmaas demo: ok (server stopped)")
+    if json_output:
+        document = {
+            "registry": registry,
+            "versions": converted.published,
+            "alias": converted.alias_release.alias_report() if converted.alias_release else None,
+            "variants": converted.as_json(),
+            "predictions": [
+                {
+                    "sample": i,
+                    "label": int(labels[i]),
+                    "predicted": int(np.argmax(row)),
+                    "probability": float(np.max(row)),
+                }
+                for i, row in enumerate(answers["v2 json"])
+            ],
+            "protocols_agree": all(
+                np.array_equal(values, answers["v2 json"]) for values in answers.values()
+            ),
+        }
+        print(json.dumps(document, indent=2))
     return 0
