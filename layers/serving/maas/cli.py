@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from maas import __version__
-from maas.cli_output import alias_outcome, describe_alias, describe_manifest, emit, progress_bar
+from maas.cli_models import register as register_models
+from maas.cli_models import registry_for
+from maas.cli_output import alias_outcome, emit, progress_bar
 from maas.errors import InvalidInput, MaasError
-from maas.names import ModelRef, check_alias, check_name, parse_version
+from maas.names import check_alias, check_name
 
 EXIT_INTERNAL = 1
 
@@ -68,47 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8080)
     serve.set_defaults(run=_serve)
 
-    models = commands.add_parser("models", help="inspect and move models, versions, aliases")
-    sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-
-    listing = sub.add_parser("list", parents=[common], help="list the models")
-    listing.set_defaults(run=_list)
-
-    show = sub.add_parser("show", parents=[common], help="show NAME, NAME:VERSION or NAME@ALIAS")
-    show.add_argument("ref", type=ModelRef.parse, metavar="NAME[:VERSION|@ALIAS]")
-    show.set_defaults(run=_show)
-
-    alias = sub.add_parser("alias", parents=[common], help="move an alias by compare-and-swap")
-    alias.add_argument("name", type=check_name)
-    alias.add_argument("alias", type=check_alias)
-    alias.add_argument("version", type=parse_version)
-    alias.add_argument("--canary", type=parse_version, metavar="VERSION")
-    alias.add_argument("--weight", type=_weight, metavar="W", help="canary share, 0 < W < 1")
-    alias.add_argument("--reason", help="recorded in the alias history")
-    alias.set_defaults(run=_alias)
-
-    rollback = sub.add_parser("rollback", parents=[common], help="move an alias back")
-    rollback.add_argument("name", type=check_name)
-    rollback.add_argument("--alias", type=check_alias, default="production")
-    rollback.add_argument("--reason", help="recorded in the alias history")
-    rollback.set_defaults(run=_rollback)
-
-    pull = sub.add_parser(
-        "pull", parents=[common], help="download a version's model, verified against its manifest"
-    )
-    pull.add_argument("ref", type=ModelRef.parse, metavar="NAME[:VERSION|@ALIAS]")
-    pull.add_argument("--out", type=Path, required=True, metavar="PATH")
-    pull.set_defaults(run=_pull)
-
-    history = sub.add_parser("history", parents=[common], help="show the alias moves")
-    history.add_argument("name", type=check_name)
-    history.add_argument("--alias", type=check_alias, help="only this alias")
-    history.add_argument(
-        "--repair",
-        action="store_true",
-        help="first write any alias move whose history record failed to be written",
-    )
-    history.set_defaults(run=_history)
+    register_models(commands, common)
 
     from maas.convert.cli import register as register_convert  # imports nothing heavy
 
@@ -122,29 +84,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _weight(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidInput(f"invalid canary weight {text!r}: a number between 0 and 1") from None
-    if not 0.0 < value < 1.0:
-        raise InvalidInput(f"invalid canary weight {text!r}: must be strictly between 0 and 1")
-    return value
-
-
 # ------------------------------------------------------------------ commands
-
-
-def _registry(args: argparse.Namespace) -> Any:
-    from maas.registry import open_registry
-
-    return open_registry(args.registry)
 
 
 def _publish(args: argparse.Namespace) -> None:
     from maas.promotion import release
 
-    registry = _registry(args)
+    registry = registry_for(args)
     size = args.model.stat().st_size if args.model.is_file() else 0
     with progress_bar(args, size, f"upload {args.model.name}") as progress:
         released = release(
@@ -157,89 +103,6 @@ def _publish(args: argparse.Namespace) -> None:
     # The bare version stays the whole of stdout (scripts read it); a skip warns on
     # stderr and a refusal exits 5, exactly as `maas convert --alias` reports them.
     alias_outcome(released)
-
-
-def _list(args: argparse.Namespace) -> None:
-    registry = _registry(args)
-    rows = []
-    for name in registry.list_models():
-        aliases = registry.list_aliases(name)
-        rows.append(
-            {
-                "name": name,
-                "latest_version": registry.latest_version(name),
-                "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())},
-            }
-        )
-    lines = [f"{'NAME':<24} {'LATEST':>6}  ALIASES"]
-    for row in rows:
-        shown = ", ".join(f"{a}={v}" for a, v in row["aliases"].items()) or "-"
-        lines.append(f"{row['name']:<24} {row['latest_version']:>6}  {shown}")
-    emit(args, rows, "\n".join(lines) if rows else "no models")
-
-
-def _show(args: argparse.Namespace) -> None:
-    registry = _registry(args)
-    ref: ModelRef = args.ref
-    if ref.version is not None:
-        manifest = registry.get_manifest(ref.name, ref.version)
-        emit(args, manifest, describe_manifest(manifest))
-    elif ref.alias is not None:
-        doc = registry.get_alias(ref.name, ref.alias)
-        manifest = registry.get_manifest(ref.name, doc["version"])
-        emit(
-            args,
-            {**manifest, "alias": doc},
-            describe_alias(ref.name, doc) + "\n" + describe_manifest(manifest),
-        )
-    else:
-        versions = registry.require_model(ref.name)
-        aliases = registry.list_aliases(ref.name)
-        human = [f"{ref.name}: versions {', '.join(map(str, versions))}"]
-        human += ["  " + describe_alias(ref.name, doc) for doc in aliases.values()]
-        emit(args, {"name": ref.name, "versions": versions, "aliases": aliases}, "\n".join(human))
-
-
-def _alias(args: argparse.Namespace) -> None:
-    doc = _registry(args).set_alias(
-        args.name,
-        args.alias,
-        args.version,
-        canary=args.canary,
-        weight=args.weight,
-        reason=args.reason,
-    )
-    emit(args, doc, describe_alias(args.name, doc))
-
-
-def _rollback(args: argparse.Namespace) -> None:
-    doc = _registry(args).rollback(args.name, args.alias, reason=args.reason)
-    emit(args, doc, describe_alias(args.name, doc))
-
-
-def _pull(args: argparse.Namespace) -> None:
-    registry = _registry(args)
-    version, _ = registry.resolve(args.ref)
-    out: Path = args.out
-    if out.is_dir():
-        raise InvalidInput(f"--out {out} is a directory; give the file to write")
-    if not out.parent.is_dir():
-        raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
-    manifest = registry.get_manifest(args.ref.name, version)
-    with progress_bar(
-        args, manifest["model"]["size"], f"download {args.ref.name}:{version}"
-    ) as bar:
-        registry.fetch_model(args.ref.name, version, out, bar)
-    emit(
-        args,
-        {
-            "name": args.ref.name,
-            "version": version,
-            "path": str(out),
-            "sha256": manifest["model"]["sha256"],
-        },
-        f"{args.ref.name}:{version} -> {out}",
-    )
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -271,24 +134,6 @@ def _serve(args: argparse.Namespace) -> None:
         server.serve_forever()
     finally:
         server.server_close()
-
-
-def _history(args: argparse.Namespace) -> None:
-    registry = _registry(args)
-    registry.require_model(args.name)
-    if args.repair:
-        for alias in registry.repair_history(args.name):
-            print(f"maas: repaired the history of {args.name}@{alias}", file=sys.stderr)
-    records = registry.history(args.name, args.alias)
-    lines = [f"{'AT':<28} {'ALIAS':<12} {'FROM':>4} -> {'TO':<4} {'ACTION':<8} BY / REASON"]
-    for r in records:
-        origin = "-" if r["from"] is None else str(r["from"])
-        canary = f" +canary {r['canary']['version']}@{r['canary']['weight']}" if r["canary"] else ""
-        lines.append(
-            f"{r['at']:<28} {r['alias']:<12} {origin:>4} -> {r['to']:<4} "
-            f"{r.get('action', 'move'):<8} {r['by']} / {r['reason'] or ''}{canary}"
-        )
-    emit(args, records, "\n".join(lines) if records else "no alias moves")
 
 
 # ---------------------------------------------------------------------- main
