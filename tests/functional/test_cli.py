@@ -40,6 +40,9 @@ class Cli:
 @pytest.fixture(params=["local", "s3"])
 def cli(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
     if request.param == "local":
+        # An empty registry (`maas publish` made its models/ directory); a path that
+        # is not a registry at all is an error of its own (test_cli_registry).
+        (tmp_path / "registry" / "models").mkdir(parents=True)
         return Cli(capsys, f"file://{tmp_path / 'registry'}")
     bucket = request.getfixturevalue("s3_bucket")
     return Cli(capsys, f"s3://{bucket}/cli")

@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse prints usage plus the error and exits 2; we want exactly one
         # line, raised through the same path as every other bad input.
-        raise InvalidInput(f"{self.prog}: {message}")
+        # "maas: error: " is printed once, by main(); name only the subcommand.
+        where = self.prog.removeprefix("maas").strip()
+        raise InvalidInput(f"{where}: {message}" if where else message)
 
 
 def _common() -> _Parser:
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = _Parser(prog="maas", description="Machine-learning models as a service on AWS Lambda.")
     parser.add_argument("--version", action="version", version=f"maas {__version__}")
+    # Accepted before the subcommand too; the subcommand's own --registry wins.
+    parser.add_argument("--registry", dest="registry_before", metavar="URL", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     publish = commands.add_parser(
@@ -90,7 +94,7 @@ def _port(text: str) -> int:
 def _publish(args: argparse.Namespace) -> None:
     from maas.promotion import release
 
-    registry = registry_for(args)
+    registry = registry_for(args, create=True)
     size = args.model.stat().st_size if args.model.is_file() else 0
     with progress_bar(args, size, f"upload {args.model.name}") as progress:
         released = release(
@@ -114,6 +118,7 @@ def _serve(args: argparse.Namespace) -> None:
     from maas.store import registry_url
 
     config = dataclasses.replace(ServingConfig.from_env(), registry_url=registry_url(args.registry))
+    registry_for(args)  # a mistyped registry fails here, naming the path
     handler = inference_handler(config)
     try:
         server = LocalApiServer((args.host, args.port), handler, config.max_body_bytes)
@@ -142,6 +147,8 @@ def _serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "registry", None) is None and args.registry_before:
+            args.registry = args.registry_before
         code = args.run(args)
         if isinstance(code, int) and not isinstance(code, bool) and code:
             return code

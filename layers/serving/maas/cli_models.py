@@ -35,7 +35,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     rollback = sub.add_parser("rollback", parents=[common], help="move an alias back")
     rollback.add_argument("name", type=check_name)
-    rollback.add_argument("--alias", type=check_alias, default="production")
+    rollback.add_argument(
+        "alias",
+        nargs="?",
+        type=check_alias,
+        help="the alias to move back (default: $MAAS_DEFAULT_ALIAS, else production)",
+    )
+    # The earlier spelling, kept so scripts keep working.
+    rollback.add_argument("--alias", dest="alias_flag", type=check_alias, help=argparse.SUPPRESS)
     rollback.add_argument("--reason", help="recorded in the alias history")
     rollback.set_defaults(run=_rollback)
 
@@ -67,10 +74,12 @@ def _weight(text: str) -> float:
     return value
 
 
-def registry_for(args: argparse.Namespace) -> Any:
+def registry_for(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The registry ``--registry`` names. Only publishing creates one: any other
+    command on a path that is not a registry fails (exit 4), naming the path."""
     from maas.registry import open_registry
 
-    return open_registry(args.registry)
+    return open_registry(args.registry, must_exist=not create)
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -127,7 +136,10 @@ def _alias(args: argparse.Namespace) -> None:
 
 
 def _rollback(args: argparse.Namespace) -> None:
-    doc = registry_for(args).rollback(args.name, args.alias, reason=args.reason)
+    from maas.config import cli_default_alias
+
+    alias = args.alias or args.alias_flag or cli_default_alias()
+    doc = registry_for(args).rollback(args.name, alias, reason=args.reason)
     emit(args, doc, describe_alias(args.name, doc))
 
 

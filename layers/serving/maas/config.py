@@ -72,6 +72,12 @@ class DeployerConfig:
         )
 
 
+def cli_default_alias(environ: Mapping[str, str] | None = None) -> str:
+    """The alias a command uses when none is given: ``MAAS_DEFAULT_ALIAS``, else production."""
+    env = os.environ if environ is None else environ
+    return check_alias(env.get("MAAS_DEFAULT_ALIAS") or "production")
+
+
 def default_cache_mb(env: Mapping[str, str]) -> float:
     """Half the Lambda function's memory, leaving the rest to the runtime and requests."""
     memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")

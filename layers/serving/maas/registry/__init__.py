@@ -28,6 +28,13 @@ class Registry(Aliases, Deployments):
     """Versions, manifests, aliases and deployment records of every model under one store."""
 
 
-def open_registry(url: str | None = None) -> Registry:
-    """The registry named by ``url``, else ``MAAS_REGISTRY``, else ``.maas/registry``."""
-    return Registry(open_store(registry_url(url)))
+def open_registry(url: str | None = None, *, must_exist: bool = False) -> Registry:
+    """The registry named by ``url``, else ``MAAS_REGISTRY``, else ``.maas/registry``.
+
+    With ``must_exist``, a local path that is not a registry is :class:`NotFound`
+    naming it, rather than looking like an empty one.
+    """
+    registry = Registry(open_store(registry_url(url)))
+    if must_exist:
+        registry.store.require_existing()
+    return registry

@@ -86,6 +86,11 @@ class Store(ABC):
         call opens fresh ones. Stores without connections have nothing to do."""
         return None
 
+    def require_existing(self) -> None:
+        """Raise :class:`NotFound` when this store is plainly not a registry (a local
+        path that does not exist); stores that cannot tell cheaply accept."""
+        return None
+
     def key_for_event(self, bucket: str, key: str) -> str | None:
         """The store key of an S3 notification's object, or ``None`` when the
         object lies outside this store (another bucket or prefix)."""

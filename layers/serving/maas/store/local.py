@@ -93,6 +93,15 @@ class LocalStore(Store):
                 temp.replace(path)
         _fsync_dir(path.parent)
 
+    def require_existing(self) -> None:
+        if not self.root.exists():
+            raise NotFound(
+                f"registry {self.root} does not exist (only `maas publish` creates one): "
+                "check --registry or MAAS_REGISTRY"
+            )
+        if not (self.root / "models").is_dir():
+            raise NotFound(f"{self.root} is not a maas registry: it has no models/ directory")
+
     def get(self, key: str) -> StoredObject:
         with self._io(key):
             data = self._path(key).read_bytes()
