@@ -145,6 +145,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="point A at the preferred passing variant (needs --publish)",
     )
     convert.add_argument(
+        "--force",
+        action="store_true",
+        help="move the alias even to a version whose signature differs (recorded as forced)",
+    )
+    convert.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
@@ -229,6 +234,7 @@ def run_convert(args: argparse.Namespace) -> int:
         alias=args.alias,
         registry=args.registry,
         out=args.out,
+        force=args.force,
     )
     result = convert_model(options, Reporter.for_cli(args.json))
     if args.json:

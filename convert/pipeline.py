@@ -19,9 +19,10 @@ import numpy as np
 
 from maas.errors import InvalidInput
 from maas.names import check_alias, check_name
-from maas.onnxfile import file_sha256
-from maas.promotion import Release, release
+from maas.onnxfile import file_sha256, inspect_onnx
+from maas.promotion import Release, release, signature_refusal
 from maas.registry import Registry
+from maas.signature_guard import SignatureMismatch
 
 from . import optimize
 from .data import Dataset, bind, generated, read_npz
@@ -79,6 +80,8 @@ class ConvertOptions:
     registry: str | None = None
     #: Keep the variants' ONNX files here (``NAME-PRECISION.onnx``).
     out: Path | None = None
+    #: Move --alias even across a signature change.
+    force: bool = False
 
     def check(self) -> None:
         """Refuse bad flags before any work is done."""
@@ -271,6 +274,12 @@ def _publish(
     """Publish every passing row in order; the alias goes with the preferred one."""
     source, evaluation = result.source, result.evaluation
     choice = preferred(result.rows, options.prefer) if options.alias else None
+    if choice is not None and options.alias is not None and not options.force:
+        # Refused before the first variant is written, as `maas publish --alias` is.
+        draft = registry.build_manifest(options.name, 1, inspect_onnx(choice.path))
+        why = signature_refusal(registry, options.name, options.alias, draft, "the new version")
+        if why is not None:
+            raise SignatureMismatch(why)
     commit, dirty = git_commit()
     libraries = library_versions()
     parent: int | None = None
@@ -322,6 +331,7 @@ def _publish(
                 details=details,
                 progress=progress,
                 reason=f"maas convert --prefer {options.prefer}: {row.precision}",
+                force=options.force,
             )
         row.version = published.version
         result.published.append(published.version)

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--name", required=True, type=check_name)
     publish.add_argument("--alias", type=check_alias, help="then move ALIAS to the new version")
     publish.add_argument("--reason", help="recorded in the alias history")
+    publish.add_argument(
+        "--force",
+        action="store_true",
+        help="move the alias even to a version whose signature differs (recorded as forced)",
+    )
     publish.set_defaults(run=_publish)
 
     serve = commands.add_parser(
@@ -98,7 +103,13 @@ def _publish(args: argparse.Namespace) -> None:
     size = args.model.stat().st_size if args.model.is_file() else 0
     with progress_bar(args, size, f"upload {args.model.name}") as progress:
         released = release(
-            registry, args.model, args.name, alias=args.alias, progress=progress, reason=args.reason
+            registry,
+            args.model,
+            args.name,
+            alias=args.alias,
+            progress=progress,
+            reason=args.reason,
+            force=args.force,
         )
     document: dict[str, Any] = {"name": released.name, "version": released.version}
     if args.alias is not None:

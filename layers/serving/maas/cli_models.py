@@ -31,6 +31,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     alias.add_argument("--canary", type=parse_version, metavar="VERSION")
     alias.add_argument("--weight", type=_weight, metavar="W", help="canary share, 0 < W < 1")
     alias.add_argument("--reason", help="recorded in the alias history")
+    alias.add_argument(
+        "--force",
+        action="store_true",
+        help="move the alias even to a version whose signature differs (recorded as forced)",
+    )
     alias.set_defaults(run=_alias)
 
     rollback = sub.add_parser("rollback", parents=[common], help="move an alias back")
@@ -131,6 +136,7 @@ def _alias(args: argparse.Namespace) -> None:
         canary=args.canary,
         weight=args.weight,
         reason=args.reason,
+        force=args.force,
     )
     emit(args, doc, describe_alias(args.name, doc))
 

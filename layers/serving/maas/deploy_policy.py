@@ -67,7 +67,7 @@ def plan_move(
 
 
 def apply_policy(
-    registry: Registry, manifest: Manifest, reason: str
+    registry: Registry, manifest: Manifest, reason: str, forced: bool = False
 ) -> tuple[Status, str, AliasDoc | None]:
     """Move the manifest's deploy alias as the policy says, by compare-and-swap."""
     name, version = manifest["name"], manifest["version"]
@@ -86,7 +86,9 @@ def apply_policy(
             alias, planned["version"], planned["canary"], planned["previous"]
         )
 
-    document = registry.swap_alias(name, alias, change, action="move", reason=reason)
+    document = registry.swap_alias(
+        name, alias, change, action="move", reason=reason, forced=lambda: forced
+    )
     final = decided[-1]  # the decision on the document the swap last read
     if isinstance(final, Skip):
         return "skipped", f"verified, not promoted: {final.reason}", None

@@ -27,6 +27,7 @@ from maas.model_checks import Check, Verification, verify_model
 from maas.names import check_alias, check_name
 from maas.onnxfile import inspect_onnx
 from maas.registry import Registry
+from maas.signature_guard import SignatureMismatch, refusal
 from maas.store import Progress
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def release(
     details: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     reason: str | None = None,
+    force: bool = False,
 ) -> Release:
     """Verify a model file, publish it as the next version, then deploy it to ``alias``.
 
@@ -113,18 +115,38 @@ def release(
         check_alias(alias)
         merged.setdefault("deploy", {"alias": alias, "canary_weight": None})
     info = inspect_onnx(path)
-    verification = verify_model(path, registry.build_manifest(name, 1, info, merged), info)
+    draft = registry.build_manifest(name, 1, info, merged)
+    verification = verify_model(path, draft, info)
     if not verification.passed:
         raise ModelRefused(f"{path} refused: {verification.reason}")
+    if alias is not None and not force:
+        why = signature_refusal(registry, name, alias, draft, "the new version")
+        if why is not None:
+            raise SignatureMismatch(why)  # before anything is written
     published = registry.publish(path, name, details=merged, progress=progress, info=info)
     if alias is None:
         return Release(name, published.version, published.manifest)
-    deployment = deploy_version(registry, name, published.version, reason=reason or "publish")
+    deployment = deploy_version(
+        registry, name, published.version, reason=reason or "publish", force=force
+    )
     return Release(name, published.version, published.manifest, alias, deployment)
 
 
+def signature_refusal(
+    registry: Registry, name: str, alias: str, candidate: Manifest, label: str | None = None
+) -> str | None:
+    """Why moving ``name@alias`` to ``candidate`` would break its clients, if it would.
+    ``label`` names a draft (its version is a placeholder); a committed candidate
+    that the alias already serves is compatible with itself."""
+    found = registry.read_alias(name, alias)
+    if found is None or (label is None and found[0]["version"] == candidate["version"]):
+        return None
+    current = registry.get_manifest(name, found[0]["version"])
+    return refusal(name, alias, current, candidate, label)
+
+
 def deploy_version(
-    registry: Registry, name: str, version: int, reason: str = "deploy"
+    registry: Registry, name: str, version: int, reason: str = "deploy", force: bool = False
 ) -> Deployment:
     """Verify a committed version from the registry's bytes, then apply its policy.
 
@@ -160,11 +182,22 @@ def deploy_version(
             verification = Verification([missing])
         else:
             verification = verify_model(path, manifest)
-    return _finish(registry, manifest, verification, key, reason)
+    alias = manifest["deploy"]["alias"]
+    why = None
+    if verification.passed and alias is not None:
+        why = signature_refusal(registry, name, alias, manifest)
+        if why is not None and not force:
+            verification.checks.append(Check("signature", False, why))
+    return _finish(registry, manifest, verification, key, reason, forced=why is not None)
 
 
 def _finish(
-    registry: Registry, manifest: Manifest, verification: Verification, key: str, reason: str
+    registry: Registry,
+    manifest: Manifest,
+    verification: Verification,
+    key: str,
+    reason: str,
+    forced: bool = False,
 ) -> Deployment:
     name, version = manifest["name"], manifest["version"]
     if not verification.passed:
@@ -178,7 +211,7 @@ def _finish(
         )
         log.error("deployment of %s:%s failed: %s", name, version, verification.reason)
     else:
-        status, why, document = apply_policy(registry, manifest, reason)
+        status, why, document = apply_policy(registry, manifest, reason, forced=forced)
         deployment = Deployment(
             name, version, status, why, verification.as_json(), document, verification.seconds
         )

@@ -33,6 +33,7 @@ from maas.names import check_name
 from maas.onnxfile import file_sha256, inspect_onnx
 from maas.promotion import Deployment, deploy_version, release
 from maas.registry import Registry
+from maas.signature_guard import SignatureMismatch
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ class Deployer:
                 details=details,
                 reason="incoming upload",
             )
+        except SignatureMismatch as exc:
+            return self._refused(name, Check("signature", False, str(exc)), checks)
         except InvalidInput as exc:
             return self._refused(name, Check("verification", False, str(exc)), checks)
         deployment = released.deployment

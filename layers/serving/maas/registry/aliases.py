@@ -21,6 +21,7 @@ from maas.errors import (
 )
 from maas.names import ModelRef, check_alias, check_name
 from maas.registry.versions import Versions
+from maas.signature_guard import SignatureMismatch, refusal
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,17 @@ class Aliases(Versions):
         canary: int | None = None,
         weight: float | None = None,
         reason: str | None = None,
+        force: bool = False,
     ) -> AliasDoc:
         """Point ``alias`` at ``version`` (optionally with a canary) by compare-and-swap.
 
-        Setting an alias without a canary clears any canary.
+        Setting an alias without a canary clears any canary. A version (or canary)
+        whose signature its clients cannot call alike is :class:`SignatureMismatch`,
+        unless ``force``; a forced move is recorded as such.
         """
         check_alias(alias)
-        self.get_manifest(name, version)
+        target = self.get_manifest(name, version)
+        manifests = {version: target}
         canary_doc: dict[str, Any] | None = None
         if (canary is None) != (weight is None):
             raise InvalidInput("a canary needs both a version and a weight")
@@ -136,10 +141,27 @@ class Aliases(Versions):
                 raise InvalidInput(f"canary weight {weight} must be strictly between 0 and 1")
             if canary == version:
                 raise InvalidInput(f"canary version {canary} is the alias's own version")
-            self.get_manifest(name, canary)
+            manifests[canary] = self.get_manifest(name, canary)
             canary_doc = {"version": canary, "weight": weight}
+        overridden: list[str] = []
 
         def change(current: AliasDoc | None) -> AliasDoc:
+            overridden.clear()
+            served = None if current is None else current["version"]
+            if served is not None and served not in manifests:
+                manifests[served] = self.get_manifest(name, served)
+            # The main version must match what the alias served; a canary, the main version.
+            pairs: list[tuple[int, int]] = [] if served is None else [(served, version)]
+            if canary is not None:
+                pairs.append((version, canary))
+            for before, after in pairs:
+                if before == after:
+                    continue
+                why = refusal(name, alias, manifests[before], manifests[after])
+                if why is not None and not force:
+                    raise SignatureMismatch(why)
+                if why is not None:
+                    overridden.append(why)
             if current is None:
                 previous = None
             elif current["version"] == version:
@@ -148,7 +170,9 @@ class Aliases(Versions):
                 previous = current["version"]
             return self.alias_document(alias, version, canary_doc, previous)
 
-        moved = self.swap_alias(name, alias, change, action="move", reason=reason)
+        moved = self.swap_alias(
+            name, alias, change, action="move", reason=reason, forced=lambda: bool(overridden)
+        )
         assert moved is not None  # change() always returns a document
         return moved
 
@@ -223,6 +247,7 @@ class Aliases(Versions):
         *,
         action: str,
         reason: str | None,
+        forced: Callable[[], bool] = lambda: False,
     ) -> AliasDoc | None:
         """Compare-and-swap the alias document to ``change(current)``, retrying on races.
 
@@ -240,6 +265,8 @@ class Aliases(Versions):
             if document is None:
                 return None
             move = self._move(name, alias, current, document, action, reason)
+            if forced():  # a guard was overridden for this very document
+                move["forced"] = True
             document = {**document, "move": move}
             try:
                 if etag is None:
@@ -316,6 +343,8 @@ class Aliases(Versions):
             "reason": move["reason"],
             "action": move["action"],
         }
+        if move.get("forced"):
+            record["forced"] = True
         try:
             self.store.put(move["record"], encode("history", record), if_none_match=True)
         except PreconditionFailed:
