@@ -74,19 +74,21 @@ build-x86_64 build-arm64: build-%: venv sam-venv
 
 check-build: build-x86_64 build-arm64
 
-$(SAM_STAMP): | $(STAMP)
-	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+# $(call tool-venv,VENV,REQUIREMENT): the recipe of a tool's own venv and its stamp.
+define tool-venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet '$(2)'
 	touch $@
+endef
+
+$(SAM_STAMP): | $(STAMP)
+	$(call tool-venv,$(SAM_VENV),aws-sam-cli==$(SAM_CLI_VERSION))
 
 sam-venv: $(SAM_STAMP)
 
 $(CHECKOV_STAMP): | $(STAMP)
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
-	touch $@
+	$(call tool-venv,$(CHECKOV_VENV),checkov==$(CHECKOV_VERSION))
 
 checkov-venv: $(CHECKOV_STAMP)
 

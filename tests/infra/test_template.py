@@ -17,6 +17,12 @@ from tests.infra.iam import Request, decide
 from tests.infra.stack import ACCOUNT, BUCKET, BUCKET_ARN, TEMPLATE, Stack, listify, template
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/maas-test-FunctionRole"
+ALL_PUBLIC_ACCESS_BLOCKED = {
+    "BlockPublicAcls": True,
+    "BlockPublicPolicy": True,
+    "IgnorePublicAcls": True,
+    "RestrictPublicBuckets": True,
+}
 
 
 def allowed(
@@ -75,12 +81,7 @@ def test_bucket_is_private_versioned_encrypted_and_kept() -> None:
     assert bucket["BucketName"] == BUCKET
     assert len(BUCKET) <= 63 and BUCKET.lower() == BUCKET
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert bucket["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True,
-        "RestrictPublicBuckets": True,
-    }
+    assert bucket["PublicAccessBlockConfiguration"] == ALL_PUBLIC_ACCESS_BLOCKED
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
@@ -132,12 +133,7 @@ def test_registry_requests_are_logged_to_a_private_expiring_log_bucket() -> None
     (rule,) = logs["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     # S3 delivers server access logs only to buckets whose default encryption is SSE-S3.
     assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
-    assert logs["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True,
-        "RestrictPublicBuckets": True,
-    }
+    assert logs["PublicAccessBlockConfiguration"] == ALL_PUBLIC_ACCESS_BLOCKED
     # ACLs off: the logging service writes under the bucket policy, not the log-delivery ACL.
     assert logs["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     expiry = [r for r in logs["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r]
