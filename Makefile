@@ -16,8 +16,15 @@ SAM_STAMP := $(SAM_VENV)/.sam-installed
 SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SAM_CLI_TELEMETRY=0 \
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM_VENV)/bin/sam
 
+# checkov gets its own venv too, for the same reason. --skip-download keeps it
+# offline (it would fetch guidelines from its vendor's API); every finding it no
+# longer reports is skipped in template.yaml with its reason.
+CHECKOV_VENV ?= .checkov-venv
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-installed
+
 .PHONY: venv demo test lint typecheck unit bench clean
-.PHONY: sam-venv validate build-x86_64 build-arm64 check-build
+.PHONY: sam-venv validate build-x86_64 build-arm64 check-build checkov-venv checkov
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "maas needs Python >= 3.11; found " + sys.version.split()[0] + " (set PYTHON=...)")'
@@ -42,13 +49,18 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck validate build-x86_64 build-arm64
+test: lint typecheck validate checkov build-x86_64 build-arm64
 	MAAS_REQUIRE_BUILDS=1 $(BIN)/pytest
 
 # template.yaml: SAM's own lint, then cfn-lint from .venv (the version pinned there).
 validate: venv sam-venv
 	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
+
+# Security and best-practice checks of template.yaml; any new finding fails.
+checkov: checkov-venv
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
+		--skip-download --compact --quiet
 
 # `sam build` for one architecture, into its own build dir (the layer Makefile
 # reads LAYER_ARCH; SAM passes it nothing else), then the ELF and size report
@@ -62,13 +74,23 @@ build-x86_64 build-arm64: build-%: venv sam-venv
 
 check-build: build-x86_64 build-arm64
 
-$(SAM_STAMP): | $(STAMP)
-	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+# $(call tool-venv,VENV,REQUIREMENT): the recipe of a tool's own venv and its stamp.
+define tool-venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet '$(2)'
 	touch $@
+endef
+
+$(SAM_STAMP): | $(STAMP)
+	$(call tool-venv,$(SAM_VENV),aws-sam-cli==$(SAM_CLI_VERSION))
 
 sam-venv: $(SAM_STAMP)
+
+$(CHECKOV_STAMP): | $(STAMP)
+	$(call tool-venv,$(CHECKOV_VENV),checkov==$(CHECKOV_VERSION))
+
+checkov-venv: $(CHECKOV_STAMP)
 
 # Benchmarks are not tests: ratios against a baseline taken in the same run.
 bench: venv
