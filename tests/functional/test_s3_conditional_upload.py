@@ -21,8 +21,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from maas import s3_conditional_upload
-from maas.s3_conditional_upload import MIN_PART_SIZE, upload_file_if_absent
+from maas.store import s3_upload as s3_conditional_upload
+from maas.store.s3_upload import MIN_PART_SIZE, upload_file_if_absent
 from tests.support import onnx_models
 
 
@@ -222,12 +222,6 @@ def test_limits_s3_would_refuse_are_refused_before_any_request(
     assert requests.seen == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S3Store.upload_file still uses boto3's transfer manager, which cannot send "
-    "If-None-Match; the lead wires upload_file_if_absent into the S3 store after the "
-    "store split (issue 9), and this marker goes then",
-)
 @pytest.mark.parametrize("size", ["small", "large"])
 def test_the_registry_store_writes_model_files_with_if_none_match(
     client: Any, s3_bucket: str, onnx_model: Path, large_model: Path, size: str

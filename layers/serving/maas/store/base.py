@@ -75,7 +75,8 @@ class Store(ABC):
 
     @abstractmethod
     def upload_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
-        """Store a (possibly large) file; readers never see a partial object."""
+        """Create ``key`` from a (possibly large) file, unless it exists
+        (:class:`PreconditionFailed`); readers never see a partial object."""
 
     @abstractmethod
     def download_file(self, key: str, path: Path, progress: Progress | None = None) -> None:

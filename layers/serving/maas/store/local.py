@@ -178,7 +178,7 @@ class LocalStore(Store):
             temp = self._temp_beside(target)
             try:
                 _copy(path, temp, progress)
-                self._publish(temp, target, key, if_none_match=False, if_match=None)
+                self._publish(temp, target, key, if_none_match=True, if_match=None)
             finally:
                 temp.unlink(missing_ok=True)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from maas.errors import InvalidInput, NotFound, PreconditionFailed, StoreUnavailable
 from maas.store.base import ObjectInfo, Progress, Store, StoredObject, check_key
+from maas.store.s3_upload import upload_file_if_absent
 
 if TYPE_CHECKING:
     from botocore.config import _RetryDict
@@ -188,10 +189,11 @@ class S3Store(Store):
         return sorted(names)
 
     def upload_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
-        # boto3's transfer manager: multipart and parallel for large models.
-        # S3 only makes an object visible once its upload completes.
+        # Model files live under the write-once versions/ prefix, whose bucket policy
+        # refuses any creation without If-None-Match: boto3's transfer manager cannot
+        # send it, so the upload is our own PutObject or multipart (see s3_upload).
         with self._translate(key):
-            self.client.upload_file(str(path), self.bucket, self._key(key), Callback=progress)
+            upload_file_if_absent(self.client, self.bucket, self._key(key), path, progress)
 
     def download_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
         # The transfer manager writes to a temporary name and renames on success.
