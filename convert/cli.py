@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maas.errors import InvalidInput
-from maas.names import check_alias, check_name
+from maas.names import check_name, check_writable_alias
 
 #: Duplicated from the modules that own them, which this module must not import.
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
@@ -140,7 +140,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     convert.add_argument(
         "--alias",
-        type=check_alias,
+        type=check_writable_alias,
         metavar="A",
         help="point A at the preferred passing variant (needs --publish)",
     )

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from maas.errors import InvalidInput
-from maas.names import check_alias, check_name
+from maas.names import check_name, check_writable_alias
 from maas.onnxfile import file_sha256, inspect_onnx
 from maas.promotion import Release, release, signature_refusal
 from maas.registry import Registry
@@ -87,7 +87,7 @@ class ConvertOptions:
         """Refuse bad flags before any work is done."""
         check_name(self.name)
         if self.alias is not None:
-            check_alias(self.alias)
+            check_writable_alias(self.alias)
             if not self.publish:
                 raise InvalidInput(
                     "--alias needs --publish: an alias can only point at a published version"

@@ -19,10 +19,9 @@ from typing import Any, NoReturn
 
 from maas import __version__
 from maas.cli_models import register as register_models
-from maas.cli_models import registry_for
-from maas.cli_output import alias_outcome, emit, progress_bar
+from maas.cli_output import alias_outcome, emit, progress_bar, registry_for
 from maas.errors import InvalidInput, MaasError
-from maas.names import check_alias, check_name
+from maas.names import check_name, check_writable_alias
 
 EXIT_INTERNAL = 1
 
@@ -61,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("model", type=Path, metavar="MODEL.onnx")
     publish.add_argument("--name", required=True, type=check_name)
-    publish.add_argument("--alias", type=check_alias, help="then move ALIAS to the new version")
+    publish.add_argument(
+        "--alias", type=check_writable_alias, help="then move ALIAS to the new version"
+    )
     publish.add_argument("--reason", help="recorded in the alias history")
     publish.add_argument(
         "--force",

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from maas.cli_output import describe_alias, describe_manifest, emit, progress_bar
+from maas.cli_lifecycle import describe_tags
+from maas.cli_lifecycle import register as register_lifecycle
+from maas.cli_output import describe_alias, describe_manifest, emit, progress_bar, registry_for
 from maas.errors import InvalidInput
-from maas.names import ModelRef, check_alias, check_name, parse_version
+from maas.names import ModelRef, check_alias, check_name, check_writable_alias, parse_version
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -26,15 +28,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     alias = sub.add_parser("alias", parents=[common], help="move an alias by compare-and-swap")
     alias.add_argument("name", type=check_name)
-    alias.add_argument("alias", type=check_alias)
-    alias.add_argument("version", type=parse_version)
+    alias.add_argument("alias", type=check_writable_alias)
+    alias.add_argument("version", type=parse_version, nargs="?", help="omitted with --delete")
+    alias.add_argument(
+        "--delete", action="store_true", help="delete the alias (compare-and-swap, recorded)"
+    )
     alias.add_argument("--canary", type=parse_version, metavar="VERSION")
     alias.add_argument("--weight", type=_weight, metavar="W", help="canary share, 0 < W < 1")
     alias.add_argument("--reason", help="recorded in the alias history")
     alias.add_argument(
         "--force",
         action="store_true",
-        help="move the alias even to a version whose signature differs (recorded as forced)",
+        help="move the alias even to a version whose signature differs (recorded as "
+        "forced); with --delete, delete even the default alias",
     )
     alias.set_defaults(run=_alias)
 
@@ -68,6 +74,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     history.set_defaults(run=_history)
 
+    register_lifecycle(sub, common)
+
 
 def _weight(text: str) -> float:
     try:
@@ -77,14 +85,6 @@ def _weight(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise InvalidInput(f"invalid canary weight {text!r}: must be strictly between 0 and 1")
     return value
-
-
-def registry_for(args: argparse.Namespace, *, create: bool = False) -> Any:
-    """The registry ``--registry`` names. Only publishing creates one: any other
-    command on a path that is not a registry fails (exit 4), naming the path."""
-    from maas.registry import open_registry
-
-    return open_registry(args.registry, must_exist=not create)
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -97,13 +97,23 @@ def _list(args: argparse.Namespace) -> None:
                 "name": name,
                 "latest_version": registry.latest_version(name),
                 "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())},
+                "canaries": {
+                    a: doc["canary"] for a, doc in sorted(aliases.items()) if doc["canary"]
+                },
             }
         )
     lines = [f"{'NAME':<24} {'LATEST':>6}  ALIASES"]
     for row in rows:
-        shown = ", ".join(f"{a}={v}" for a, v in row["aliases"].items()) or "-"
+        cells = [_alias_cell(a, v, row["canaries"].get(a)) for a, v in row["aliases"].items()]
+        shown = ", ".join(cells) or "-"
         lines.append(f"{row['name']:<24} {row['latest_version']:>6}  {shown}")
     emit(args, rows, "\n".join(lines) if rows else "no models")
+
+
+def _alias_cell(alias: str, version: int, canary: dict[str, Any] | None) -> str:
+    if canary is None:
+        return f"{alias}={version}"
+    return f"{alias}={version} (canary {canary['version']} at {canary['weight']:.0%})"
 
 
 def _show(args: argparse.Namespace) -> None:
@@ -111,14 +121,24 @@ def _show(args: argparse.Namespace) -> None:
     ref: ModelRef = args.ref
     if ref.version is not None:
         manifest = registry.get_manifest(ref.name, ref.version)
-        emit(args, manifest, describe_manifest(manifest))
+        tags = registry.read_tags(ref.name, ref.version)
+        emit(
+            args,
+            {**manifest, "tags": tags},
+            describe_manifest(manifest) + "\n" + describe_tags(ref.name, tags),
+        )
     elif ref.alias is not None:
         doc = registry.get_alias(ref.name, ref.alias)
         manifest = registry.get_manifest(ref.name, doc["version"])
+        tags = registry.read_tags(ref.name, doc["version"])
         emit(
             args,
-            {**manifest, "alias": doc},
-            describe_alias(ref.name, doc) + "\n" + describe_manifest(manifest),
+            {**manifest, "alias": doc, "tags": tags},
+            describe_alias(ref.name, doc)
+            + "\n"
+            + describe_manifest(manifest)
+            + "\n"
+            + describe_tags(ref.name, tags),
         )
     else:
         versions = registry.require_model(ref.name)
@@ -129,7 +149,30 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def _alias(args: argparse.Namespace) -> None:
-    doc = registry_for(args).set_alias(
+    from maas.config import cli_default_alias
+
+    registry = registry_for(args)
+    if args.delete:
+        if args.version is not None or args.canary is not None:
+            raise InvalidInput("--delete takes no version and no canary")
+        protected = None if args.force else cli_default_alias()
+        registry.delete_alias(args.name, args.alias, protected=protected, reason=args.reason)
+        emit(args, {"name": args.name, "alias": args.alias, "deleted": True},
+             f"{args.name}@{args.alias} deleted")  # fmt: skip
+        return
+    if args.version is None:
+        raise InvalidInput("models alias: give the VERSION to point the alias at (or --delete)")
+    registry.require_model(args.name)
+    existing = registry.list_aliases(args.name)
+    if args.alias not in existing:
+        # A typo creates an alias silently otherwise: say so, and what exists.
+        names = ", ".join(sorted(existing)) or "none"
+        print(
+            f"maas: warning: creating a new alias {args.name}@{args.alias} "
+            f"(existing aliases: {names})",
+            file=sys.stderr,
+        )
+    doc = registry.set_alias(
         args.name,
         args.alias,
         args.version,
@@ -181,12 +224,21 @@ def _history(args: argparse.Namespace) -> None:
         for alias in registry.repair_history(args.name):
             print(f"maas: repaired the history of {args.name}@{alias}", file=sys.stderr)
     records = registry.history(args.name, args.alias)
-    lines = [f"{'AT':<28} {'ALIAS':<12} {'FROM':>4} -> {'TO':<4} {'ACTION':<8} BY / REASON"]
+    lines = [f"{'AT':<28} {'ALIAS':<12} {'FROM':>4} -> {'TO':<4} {'ACTION':<22} BY / REASON"]
+    before: dict[str, dict[str, Any] | None] = {}
     for r in records:
         origin = "-" if r["from"] is None else str(r["from"])
-        canary = f" +canary {r['canary']['version']}@{r['canary']['weight']}" if r["canary"] else ""
+        target = "-" if r["to"] is None else str(r["to"])
+        action = r.get("action", "move")
+        canary, had = r["canary"], before.get(r["alias"])
+        if canary and canary != had:
+            action = f"set canary {canary['version']} ({canary['weight']:.0%})"
+        elif had and not canary and action == "move" and r["from"] == r["to"]:
+            action = "cleared canary"
+        before[r["alias"]] = canary
+        forced = " [forced]" if r.get("forced") else ""
         lines.append(
-            f"{r['at']:<28} {r['alias']:<12} {origin:>4} -> {r['to']:<4} "
-            f"{r.get('action', 'move'):<8} {r['by']} / {r['reason'] or ''}{canary}"
+            f"{r['at']:<28} {r['alias']:<12} {origin:>4} -> {target:<4} "
+            f"{action + forced:<22} {r['by']} / {r['reason'] or ''}"
         )
     emit(args, records, "\n".join(lines) if records else "no alias moves")

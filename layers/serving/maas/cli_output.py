@@ -1,5 +1,6 @@
-"""How the CLI shows things: progress bars, human or JSON output, and the alias
-outcome of a release, rendered alike by `maas publish` and `maas convert`."""
+"""What every CLI command shares: opening the registry, progress bars, human or
+JSON output, and the alias outcome of a release, rendered alike by `maas publish`
+and `maas convert`."""
 
 from __future__ import annotations
 
@@ -61,9 +62,21 @@ def describe_manifest(manifest: dict[str, Any]) -> str:
         f"  outputs  {tensors(manifest['outputs'])}",
     ]
     if manifest["metrics"]:
-        lines.append(f"  metrics  {json.dumps(manifest['metrics'])}")
+        lines.append("  metrics")
+        width = max(len(k) for k in manifest["metrics"])
+        lines += [
+            f"    {key:<{width}}  {_value(value)}" for key, value in manifest["metrics"].items()
+        ]
+    if manifest.get("labels"):
+        lines.append(f"  labels   {', '.join(map(str, manifest['labels']))}")
     lines.append(f"  golden samples: {len(manifest['golden_samples'])}")
     return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def alias_outcome(release: Release) -> str | None:
@@ -90,3 +103,11 @@ def alias_outcome(release: Release) -> str | None:
         )
         return None
     return f"{release.name}@{release.alias_name} -> {release.version}"
+
+
+def registry_for(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The registry ``--registry`` names. Only publishing creates one: any other
+    command on a path that is not a registry fails (exit 4), naming the path."""
+    from maas.registry import open_registry
+
+    return open_registry(args.registry, must_exist=not create)

@@ -17,11 +17,12 @@ from typing import Any, Literal
 from maas.errors import IntegrityError, InvalidInput, MaasError
 
 MANIFEST_SCHEMA = "maas.manifest/1"
-DocumentKind = Literal["manifest", "alias", "history"]
+DocumentKind = Literal["manifest", "alias", "history", "tags"]
 
 Manifest = dict[str, Any]
 AliasDoc = dict[str, Any]
 HistoryRecord = dict[str, Any]
+TagsDoc = dict[str, Any]
 
 
 @cache

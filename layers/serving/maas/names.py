@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from maas.errors import InvalidInput
 
+#: ``NAME:latest`` and the alias ``latest``: the highest committed version that is not
+#: archived. Reserved: no alias of that name can be created.
+LATEST = "latest"
+
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _RULE = "names match [a-z0-9][a-z0-9._-]{0,63}"
 
@@ -24,6 +28,17 @@ def check_name(name: str, what: str = "model name") -> str:
 
 def check_alias(alias: str) -> str:
     return check_name(alias, "alias name")
+
+
+def check_writable_alias(alias: str) -> str:
+    """An alias name that may be created or moved: valid, and not the reserved ``latest``."""
+    check_alias(alias)
+    if alias == LATEST:
+        raise InvalidInput(
+            f"{LATEST!r} is reserved: NAME:{LATEST} always names the highest unarchived "
+            "version; choose another alias name"
+        )
+    return alias
 
 
 def parse_version(text: str | int) -> int:
@@ -54,12 +69,16 @@ class ModelRef:
             return cls(check_name(name), alias=check_alias(alias))
         if ":" in text:
             name, _, version = text.partition(":")
+            if version == LATEST:
+                return cls(check_name(name), alias=LATEST)
             return cls(check_name(name), version=parse_version(version))
         return cls(check_name(text))
 
     def __str__(self) -> str:
         if self.version is not None:
             return f"{self.name}:{self.version}"
+        if self.alias == LATEST:
+            return f"{self.name}:{LATEST}"
         if self.alias is not None:
             return f"{self.name}@{self.alias}"
         return self.name

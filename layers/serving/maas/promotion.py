@@ -24,9 +24,9 @@ from maas.deploy_policy import Status, apply_policy
 from maas.documents import AliasDoc, Manifest, iso, utc_now
 from maas.errors import IntegrityError, ModelRefused, NotFound
 from maas.model_checks import Check, Verification, verify_model
-from maas.names import check_alias, check_name
+from maas.names import check_name, check_writable_alias
 from maas.onnxfile import inspect_onnx
-from maas.registry import Registry
+from maas.registry import Registry, VersionArchived
 from maas.signature_guard import SignatureMismatch, refusal
 from maas.store import Progress
 
@@ -112,7 +112,7 @@ def release(
     check_name(name)
     merged = dict(details or {})
     if alias is not None:
-        check_alias(alias)
+        check_writable_alias(alias)
         merged.setdefault("deploy", {"alias": alias, "canary_weight": None})
     info = inspect_onnx(path)
     draft = registry.build_manifest(name, 1, info, merged)
@@ -211,7 +211,11 @@ def _finish(
         )
         log.error("deployment of %s:%s failed: %s", name, version, verification.reason)
     else:
-        status, why, document = apply_policy(registry, manifest, reason, forced=forced)
+        try:
+            status, why, document = apply_policy(registry, manifest, reason, forced=forced)
+        except VersionArchived as exc:
+            verification.checks.append(Check("archived", False, str(exc)))
+            return _finish(registry, manifest, verification, key, reason)
         deployment = Deployment(
             name, version, status, why, verification.as_json(), document, verification.seconds
         )

@@ -8,7 +8,7 @@ rollback) and :mod:`~maas.registry.deployments` (records and raw uploads).
 
 from __future__ import annotations
 
-from maas.registry.aliases import DEFAULT_ALIAS, Aliases, alias_not_found
+from maas.registry.aliases import DEFAULT_ALIAS, Aliases, VersionArchived, alias_not_found
 from maas.registry.deployments import Deployments
 from maas.registry.versions import Published, default_actor, encode_json
 from maas.store import open_store, registry_url
@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_ALIAS",
     "Published",
     "Registry",
+    "VersionArchived",
     "alias_not_found",
     "default_actor",
     "encode_json",

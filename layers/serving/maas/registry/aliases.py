@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from maas.documents import AliasDoc, HistoryRecord, decode, encode, iso
+from maas.documents import AliasDoc, decode, encode, iso
 from maas.errors import (
     AliasNotFound,
     Conflict,
@@ -19,8 +17,8 @@ from maas.errors import (
     PreconditionFailed,
     StoreUnavailable,
 )
-from maas.names import ModelRef, check_alias, check_name
-from maas.registry.versions import Versions
+from maas.names import LATEST, ModelRef, check_alias, check_name, check_writable_alias
+from maas.registry.history import History
 from maas.signature_guard import SignatureMismatch, refusal
 
 log = logging.getLogger(__name__)
@@ -39,19 +37,49 @@ def alias_not_found(name: str, alias: str, *, defaulted: bool = False) -> AliasN
     return AliasNotFound(f"model {name!r} has no alias {alias!r}{hint}", name, alias)
 
 
-class Aliases(Versions):
+class VersionArchived(InvalidInput):
+    """An alias move whose target (or canary) is an archived version."""
+
+
+class Aliases(History):
     """Alias documents and their history, beside the versions they point at."""
 
     @staticmethod
     def alias_key(name: str, alias: str) -> str:
         return f"models/{check_name(name)}/aliases/{check_alias(alias)}.json"
 
-    @staticmethod
-    def history_prefix(name: str) -> str:
-        return f"models/{check_name(name)}/history/"
+    def latest_version_unarchived(self, name: str) -> int | None:
+        """What ``NAME:latest`` names: the highest committed version not archived."""
+        for version in reversed(self.list_versions(name)):
+            if not self.is_archived(name, version):
+                return version
+        return None
+
+    def _latest(self, name: str) -> tuple[AliasDoc, str] | None:
+        version = self.latest_version_unarchived(name)
+        if version is None:
+            return None
+        document = {
+            "alias": LATEST,
+            "version": version,
+            "canary": None,
+            "previous": None,
+            "updated_at": iso(self.clock(), micro=True),
+        }
+        return document, f'"latest-{version}"'
 
     def read_alias(self, name: str, alias: str) -> tuple[AliasDoc, str] | None:
-        """The alias document and its ETag, or ``None`` when the alias does not exist."""
+        """The alias document and its ETag, or ``None`` when the alias does not exist.
+        ``latest`` is computed, never stored."""
+        if alias == LATEST:
+            return self._latest(name)
+        found = self._read_stored(name, alias)
+        if found is None or found[0].get("deleted"):
+            return None
+        return found
+
+    def _read_stored(self, name: str, alias: str) -> tuple[AliasDoc, str] | None:
+        """The stored document, a deletion's tombstone included, and its ETag."""
         key = self.alias_key(name, alias)
         try:
             stored = self.store.get(key)
@@ -64,11 +92,19 @@ class Aliases(Versions):
     ) -> tuple[AliasDoc, str] | None:
         """A conditional read: ``None`` while the document still has ``etag`` (a 304);
         :class:`NotFound` once the alias is gone."""
+        if alias == LATEST:
+            latest = self._latest(name)
+            if latest is None:
+                raise NotFound(f"model {name!r} has no unarchived version")
+            return None if latest[1] == etag else latest
         key = self.alias_key(name, alias)
         changed = self.store.get_if_changed(key, etag)
         if changed is None:
             return None
-        return decode("alias", changed.data, key), changed.etag
+        document = decode("alias", changed.data, key)
+        if document.get("deleted"):
+            raise alias_not_found(name, alias)
+        return document, changed.etag
 
     def get_alias(self, name: str, alias: str) -> AliasDoc:
         found = self.read_alias(name, alias)
@@ -102,17 +138,6 @@ class Aliases(Versions):
             raise alias_not_found(ref.name, alias, defaulted=ref.alias is None)
         return found[0]["version"], found[0]
 
-    def history(self, name: str, alias: str | None = None) -> list[HistoryRecord]:
-        """Alias moves, oldest first (keys sort by time)."""
-        prefix = self.history_prefix(name)
-        records: list[HistoryRecord] = []
-        for key in self.store.list_keys(prefix):
-            record: HistoryRecord = decode("history", self.store.get(key).data, key)
-            if alias is None or record["alias"] == alias:
-                records.append(record)
-        return records
-
-    # -------------------------------------------------------------- aliases
     def set_alias(
         self,
         name: str,
@@ -210,14 +235,6 @@ class Aliases(Versions):
         assert moved is not None  # change() always returns a document
         return moved
 
-    def rolled_back_from(self, name: str, alias: str) -> set[int]:
-        """Versions this alias was rolled back away from."""
-        return {
-            r["from"]
-            for r in self.history(name, alias)
-            if r.get("action") == "rollback" and r["from"] is not None
-        }
-
     def alias_document(
         self, alias: str, version: int, canary: dict[str, Any] | None, previous: int | None
     ) -> AliasDoc:
@@ -228,16 +245,6 @@ class Aliases(Versions):
             "previous": previous,
             "updated_at": iso(self.clock(), micro=True),
         }
-
-    def _alias_stack(self, name: str, alias: str) -> list[int]:
-        stack: list[int] = []
-        for record in self.history(name, alias):
-            if record.get("action") == "rollback":
-                if stack:
-                    stack.pop()
-            elif not stack or stack[-1] != record["to"]:
-                stack.append(record["to"])
-        return stack
 
     def swap_alias(
         self,
@@ -255,15 +262,19 @@ class Aliases(Versions):
         the alias as it is (then nothing is written and ``None`` is returned), or
         raises to abandon the move with an error.
         """
+        check_writable_alias(alias)
         key = self.alias_key(name, alias)
         for attempt in range(self.cas_attempts):
-            found = self.read_alias(name, alias)
+            found = self._read_stored(name, alias)
             current, etag = found if found is not None else (None, None)
+            if current is not None and current.get("deleted"):
+                current = None  # deleted: the next move creates it anew, over its tombstone
             if current is not None:
                 self._repair(name, current)
             document = change(current)
             if document is None:
                 return None
+            self._refuse_archived(name, alias, current, document)
             move = self._move(name, alias, current, document, action, reason)
             if forced():  # a guard was overridden for this very document
                 move["forced"] = True
@@ -294,62 +305,50 @@ class Aliases(Versions):
             f"gave up after {self.cas_attempts} compare-and-swap attempts"
         )
 
-    def _move(
-        self,
-        name: str,
-        alias: str,
-        before: AliasDoc | None,
-        after: AliasDoc,
-        action: str,
-        reason: str | None,
-    ) -> dict[str, Any]:
-        """What the history record of this move needs beyond the document itself.
+    def delete_alias(
+        self, name: str, alias: str, *, protected: str | None = None, reason: str | None = None
+    ) -> AliasDoc:
+        """Delete ``alias`` by compare-and-swap; ``protected`` (the default alias) is refused.
 
-        It travels inside the alias document, written in the same compare-and-swap,
-        so a failure before the record is appended loses nothing: :meth:`_repair`
-        writes it from the document later.
+        The document becomes a tombstone (S3 has no conditional delete that every
+        store offers; a write keeps the compare-and-swap), recorded in the history
+        as ``action: "delete"``, ``to: null``. Readers see no alias.
         """
-        # The move's time is the alias document's, stamped before its compare-and-swap:
-        # a clock read after the write could order two racing moves backwards.
-        moved_at = datetime.fromisoformat(after["updated_at"].replace("Z", "+00:00"))
-        stamp = moved_at.strftime("%Y%m%dT%H%M%S.%fZ")
-        return {
-            "from": before["version"] if before else None,
-            "action": action,
-            "by": self.actor,
-            "reason": reason,
-            "record": f"{self.history_prefix(name)}{stamp}-{alias}-{uuid.uuid4().hex[:12]}.json",
-        }
+        check_writable_alias(alias)
+        if alias == protected:
+            raise InvalidInput(
+                f"{alias!r} is the default alias: requests for a bare {name!r} resolve through "
+                "it; use --force to delete it anyway"
+            )
 
-    def _repair(self, name: str, document: AliasDoc) -> bool:
-        """Append the history record of the move that wrote ``document``, if it is
-        missing; True when it had to be written. Documents from before moves
-        carried their record have nothing to repair."""
-        move = document.get("move")
-        if not move or self.store.head(move["record"]) is not None:
-            return False
-        return self._append(document)
+        def change(current: AliasDoc | None) -> AliasDoc:
+            if current is None:
+                self.require_model(name)
+                raise alias_not_found(name, alias)
+            return {**current, "deleted": True, "updated_at": iso(self.clock(), micro=True)}
 
-    def _append(self, document: AliasDoc) -> bool:
-        """Write the history record a document carries; False when it already exists."""
-        move = document["move"]
-        record: HistoryRecord = {
-            "alias": document["alias"],
-            "from": move["from"],
-            "to": document["version"],
-            "canary": document["canary"],
-            "at": document["updated_at"],
-            "by": move["by"],
-            "reason": move["reason"],
-            "action": move["action"],
-        }
-        if move.get("forced"):
-            record["forced"] = True
-        try:
-            self.store.put(move["record"], encode("history", record), if_none_match=True)
-        except PreconditionFailed:
-            return False  # a concurrent repair wrote it
-        return True
+        deleted = self.swap_alias(name, alias, change, action="delete", reason=reason)
+        assert deleted is not None  # change() always returns a document
+        return deleted
+
+    def _refuse_archived(
+        self, name: str, alias: str, current: AliasDoc | None, document: AliasDoc
+    ) -> None:
+        """No alias moves to an archived version, nor sets one as its canary."""
+        if document.get("deleted"):
+            return
+        targets = [document["version"]]
+        if document["canary"] is not None:
+            targets.append(document["canary"]["version"])
+        unchanged = set() if current is None else {current["version"]}
+        if current is not None and current["canary"] is not None:
+            unchanged.add(current["canary"]["version"])
+        for version in targets:
+            if version not in unchanged and self.is_archived(name, version):
+                raise VersionArchived(
+                    f"{name}:{version} is archived: {name}@{alias} cannot move to it "
+                    f"(`maas models archive {name}:{version} --undo` restores it)"
+                )
 
     def repair_history(self, name: str) -> list[str]:
         """Write every alias's missing last history record (see :meth:`_repair`);
