@@ -47,11 +47,11 @@ def intercept(monkeypatch: pytest.MonkeyPatch, before: Callable[[Registry, int],
     real: Deploy = promotion.deploy_version
     seen: list[int] = []
 
-    def deploy(registry: Registry, name: str, version: int, reason: str = "deploy") -> Deployment:
+    def deploy(registry: Registry, name: str, version: int, **options: Any) -> Deployment:
         if not seen:
             seen.append(version)
             before(registry, version)
-        return real(registry, name, version, reason)
+        return real(registry, name, version, **options)
 
     monkeypatch.setattr(promotion, "deploy_version", deploy)
 
