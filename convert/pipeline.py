@@ -73,7 +73,7 @@ class ConvertOptions:
     eval_data: Path | None = None
     calib_data: Path | None = None
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
-    prefer: str = "smallest"
+    prefer: str = "balanced"
     opset: int | None = None
     publish: bool = False
     alias: str | None = None
@@ -117,6 +117,8 @@ class ConvertResult:
     alias_version: int | None = None
     #: The release that carried --alias: what really happened to the alias.
     alias_release: Release | None = None
+    #: The variant --prefer chose for --alias.
+    chosen: Row | None = None
 
     @property
     def exit_code(self) -> int:
@@ -147,7 +149,7 @@ class ConvertResult:
         return f"source: {self.source.framework} {self.source.path}; validated on {data}"
 
     def table(self) -> str:
-        return self.summary() + "\n" + report_table(self.rows, self.source_accuracy)
+        return self.summary() + "\n" + report_table(self.rows, self.source_accuracy, self.chosen)
 
 
 def _check_labels(source: Source, evaluation: Dataset, reference: dict[str, np.ndarray]) -> None:
@@ -274,6 +276,7 @@ def _publish(
     """Publish every passing row in order; the alias goes with the preferred one."""
     source, evaluation = result.source, result.evaluation
     choice = preferred(result.rows, options.prefer) if options.alias else None
+    result.chosen = choice
     if choice is not None and options.alias is not None and not options.force:
         # Refused before the first variant is written, as `maas publish --alias` is.
         draft = registry.build_manifest(options.name, 1, inspect_onnx(choice.path))

@@ -81,6 +81,8 @@ def published(
             "--publish",
             "--alias",
             "production",
+            "--prefer",
+            "smallest",
             "--registry",
             f"s3://{BUCKET}",
             "--json",
@@ -447,3 +449,20 @@ def test_preferred_variant() -> None:
     assert quality_gate.preferred(rows, "fastest") is fast
     small.refuse("no")
     assert quality_gate.preferred(rows, "smallest") is fast
+
+
+def test_balanced_is_the_smallest_variant_not_much_slower_than_the_fastest() -> None:
+    def row(precision: str, size: int, b64: float) -> quality_gate.Row:
+        return quality_gate.Row(precision, Path(precision), size, 0.97, 1.0, 0.0, b64 / 10, b64)
+
+    # The small CNN: int8-dynamic is smallest but 9x slower at batch 64.
+    fp32, fp16, int8 = row("fp32", 400, 0.72), row("fp16", 200, 0.95), row("int8-dynamic", 100, 6.7)
+    assert quality_gate.preferred([fp32, fp16, int8], "smallest") is int8
+    assert quality_gate.preferred([fp32, fp16, int8], "balanced") is fp32  # 0.95 > 1.25 x 0.72
+    fp16.latency_ms_b64 = 0.88  # within 1.25x the fastest: balanced takes the smaller
+    assert quality_gate.preferred([fp32, fp16, int8], "balanced") is fp16
+    table = quality_gate.report_table([fp32, fp16, int8], 0.97, fp16)
+    marked = [line for line in table.splitlines() if line.startswith("* ") and "passed" in line]
+    assert len(marked) == 1 and marked[0].startswith("* fp16")
+    assert "P50 B1 / P50 B64: median onnxruntime latency" in table
+    assert "* the variant the alias points at (fp16)" in table

@@ -234,6 +234,7 @@ def test_pipeline_reports_progress_of_the_long_steps(tmp_path: Path) -> None:
         calib_data=tmp_path / "calib.npz",
         publish=True,
         alias="production",
+        prefer="smallest",
         registry=str(tmp_path / "registry"),
         out=tmp_path / "out",
     )
