@@ -20,6 +20,7 @@ from maas import metrics
 from maas.config import DeployerConfig, ServingConfig
 from maas.errors import MaasError
 from maas.http_api import build_app, within_lambda_payload
+from maas.local_server import LocalContext
 from maas.serving.dataplane import DataPlane
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -80,8 +81,8 @@ class InferenceHandler:
         response: dict[str, Any] = self.app.resolve(event, context)
         return within_lambda_payload(response)
 
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return self._handle(event, context)
+    def __call__(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        return self._handle(event, context if context is not None else LocalContext())
 
 
 def deployer_handler(
@@ -109,11 +110,12 @@ class DeployerHandler:
         flush = telemetry.metrics.log_metrics()
         self._handle: LambdaHandler = inject(flush(self._deploy))
 
+    def __call__(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        # Replaying an event by hand passes no context; Powertools needs one.
+        return self._handle(event, context if context is not None else LocalContext())
+
     def _deploy(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         outcomes = [o.as_json() for o in self.deployer.handle_event(event)]
         for outcome in outcomes:
             self.logger.info("deployer outcome", extra={"outcome": outcome})
         return {"results": outcomes}
-
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return self._handle(event, context)

@@ -88,7 +88,11 @@ class Deployer:
             return self.on_manifest(key, match["name"], int(match["version"]))
         if match := INCOMING_KEY.match(relative):
             return self.on_incoming(key, relative, match["name"])
-        return self._ignored(key, "neither a manifest nor an incoming .onnx")
+        return self._ignored(
+            key,
+            "neither a manifest (models/NAME/versions/V/manifest.json) nor a raw upload "
+            "(incoming/NAME/FILE.onnx, NAME matching [a-z0-9][a-z0-9._-]{0,63})",
+        )
 
     # --------------------------------------------------------- manifests
     def on_manifest(self, key: str, name: str, version: int) -> Outcome:
@@ -155,6 +159,10 @@ class Deployer:
             path = Path(scratch) / "model.onnx"
             self.registry.download(relative, path)
             deployment = self._publish_upload(path, name, relative, etag)
+        # Reasons name the upload, never the scratch file it was checked as.
+        deployment.reason = deployment.reason.replace(str(path), relative)
+        for check in deployment.checks:
+            check["detail"] = str(check.get("detail", "")).replace(str(path), relative)
         self.registry.write_record(record_key, deployment.as_json())
         return self._report(key, deployment)
 
