@@ -33,6 +33,28 @@ def aws_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAAS_ACTOR", "pytest")
 
 
+@pytest.fixture(autouse=True)
+def maas_loggers_as_they_were() -> Iterator[None]:
+    """A Lambda entry point gives every registered ``maas.*`` child logger a Powertools
+    handler on the sys.stdout of that moment, which pytest closes after the test:
+    put the loggers back, so a later test never logs into a closed stream."""
+    import logging
+
+    def maas_loggers() -> list[logging.Logger]:
+        return [
+            logger
+            for name, logger in logging.root.manager.loggerDict.items()
+            if isinstance(logger, logging.Logger) and name.startswith("maas.")
+        ]
+
+    before = {id(lg): (list(lg.handlers), lg.propagate, lg.level) for lg in maas_loggers()}
+    yield
+    for logger in maas_loggers():
+        handlers, propagate, level = before.get(id(logger), ([], True, logging.NOTSET))
+        logger.handlers[:] = handlers
+        logger.propagate, logger.level = propagate, level
+
+
 @pytest.fixture(scope="session", autouse=True)
 def moto_conditional_writes_are_atomic() -> None:
     """Make moto's conditional PUT atomic, as S3's is.

@@ -66,7 +66,7 @@ def test_a_new_alias_is_announced_with_the_existing_ones(cli: Cli) -> None:
     code, out, err = cli("models", "alias", "digits", "prodution", "3")
     assert code == 0 and out == "digits@prodution -> 3\n"
     assert err == (
-        "maas: warning: creating a new alias digits@prodution "
+        "maas: warning: created a new alias digits@prodution "
         "(existing aliases: production, staging)\n"
     )
     assert cli("models", "alias", "digits", "prodution", "2")[2] == ""  # it exists now
@@ -197,3 +197,17 @@ def test_show_prints_metrics_one_per_line() -> None:
     }
     text = describe_manifest(manifest)
     assert "\n  metrics\n    accuracy          0.972222\n    eval_samples      360\n" in text
+
+
+def test_a_404_lists_what_exists(cli: Cli) -> None:
+    code, _, err = cli("models", "show", "digit")
+    assert code == 4 and "model 'digit' not found" in err and "; it has digits" in err
+    code, _, err = cli("models", "show", "digits@prod")
+    assert code == 4 and "no alias 'prod'; its aliases: production, staging" in err
+
+
+def test_publishing_a_keras_file_says_to_convert_it(cli: Cli, tmp_path: Path) -> None:
+    keras_file = tmp_path / "cnn.keras"
+    keras_file.write_bytes(b"PK\x03\x04 a zip, as .keras files are")
+    code, _, err = cli("publish", str(keras_file), "--name", "cnn")
+    assert code == 2 and "is a Keras model, not ONNX: run `maas convert" in err

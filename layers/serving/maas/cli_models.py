@@ -92,19 +92,20 @@ def _list(args: argparse.Namespace) -> None:
     rows = []
     for name in registry.list_models():
         aliases = registry.list_aliases(name)
-        rows.append(
-            {
-                "name": name,
-                "latest_version": registry.latest_version(name),
-                "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())},
-                "canaries": {
-                    a: doc["canary"] for a, doc in sorted(aliases.items()) if doc["canary"]
-                },
-            }
-        )
+        row = {
+            "name": name,
+            "latest_version": registry.latest_version(name),
+            "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())},
+        }
+        canaries = {a: doc["canary"] for a, doc in sorted(aliases.items()) if doc["canary"]}
+        if canaries:  # only then, so the shape scripts read is unchanged
+            row["canaries"] = canaries
+        rows.append(row)
     lines = [f"{'NAME':<24} {'LATEST':>6}  ALIASES"]
     for row in rows:
-        cells = [_alias_cell(a, v, row["canaries"].get(a)) for a, v in row["aliases"].items()]
+        cells = [
+            _alias_cell(a, v, row.get("canaries", {}).get(a)) for a, v in row["aliases"].items()
+        ]
         shown = ", ".join(cells) or "-"
         lines.append(f"{row['name']:<24} {row['latest_version']:>6}  {shown}")
     emit(args, rows, "\n".join(lines) if rows else "no models")
@@ -162,16 +163,7 @@ def _alias(args: argparse.Namespace) -> None:
         return
     if args.version is None:
         raise InvalidInput("models alias: give the VERSION to point the alias at (or --delete)")
-    registry.require_model(args.name)
-    existing = registry.list_aliases(args.name)
-    if args.alias not in existing:
-        # A typo creates an alias silently otherwise: say so, and what exists.
-        names = ", ".join(sorted(existing)) or "none"
-        print(
-            f"maas: warning: creating a new alias {args.name}@{args.alias} "
-            f"(existing aliases: {names})",
-            file=sys.stderr,
-        )
+    existing = sorted(registry.alias_names(args.name)) if registry.list_versions(args.name) else []
     doc = registry.set_alias(
         args.name,
         args.alias,
@@ -182,6 +174,13 @@ def _alias(args: argparse.Namespace) -> None:
         force=args.force,
     )
     emit(args, doc, describe_alias(args.name, doc))
+    if args.alias not in existing:
+        # A typo would otherwise create an alias silently: say so, and what exists.
+        print(
+            f"maas: warning: created a new alias {args.name}@{args.alias} "
+            f"(existing aliases: {', '.join(existing) or 'none'})",
+            file=sys.stderr,
+        )
 
 
 def _rollback(args: argparse.Namespace) -> None:

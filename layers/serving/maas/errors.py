@@ -94,3 +94,4 @@ class AliasNotFound(NotFound):
         super().__init__(message)
         self.name = name
         self.alias = alias
+        self.existing: list[str] | None = None  # the aliases the model has, when known

@@ -114,6 +114,7 @@ def release(
     if alias is not None:
         check_writable_alias(alias)
         merged.setdefault("deploy", {"alias": alias, "canary_weight": None})
+    _refuse_unconverted(path, name)
     info = inspect_onnx(path)
     draft = registry.build_manifest(name, 1, info, merged)
     verification = verify_model(path, draft, info)
@@ -130,6 +131,21 @@ def release(
         registry, name, published.version, reason=reason or "publish", force=force
     )
     return Release(name, published.version, published.manifest, alias, deployment)
+
+
+#: Sources `maas convert` takes, which `maas publish` cannot: it publishes ONNX only.
+_CONVERTIBLE = {".keras": "Keras", ".h5": "Keras (HDF5)", ".tflite": "TFLite"}
+
+
+def _refuse_unconverted(path: Path, name: str) -> None:
+    kind = _CONVERTIBLE.get(path.suffix.lower())
+    if kind is None and path.is_dir() and (path / "saved_model.pb").is_file():
+        kind = "SavedModel"
+    if kind is not None:
+        raise ModelRefused(
+            f"{path} is a {kind} model, not ONNX: run `maas convert {path} --name {name} "
+            "--publish` first, which converts, validates and publishes it"
+        )
 
 
 def signature_refusal(

@@ -31,10 +31,19 @@ DEFAULT_ALIAS_HINT = (
 )
 
 
-def alias_not_found(name: str, alias: str, *, defaulted: bool = False) -> AliasNotFound:
-    """The one wording of a missing alias; ``defaulted`` when the caller named none."""
+def alias_not_found(
+    name: str, alias: str, *, defaulted: bool = False, existing: list[str] | None = None
+) -> AliasNotFound:
+    """The one wording of a missing alias; ``defaulted`` when the caller named none;
+    ``existing`` lists (up to 10 of) the aliases the model does have."""
     hint = f" ({DEFAULT_ALIAS_HINT})" if defaulted else ""
-    return AliasNotFound(f"model {name!r} has no alias {alias!r}{hint}", name, alias)
+    known = ""
+    if existing is not None:
+        known = f"; its aliases: {', '.join(existing[:10])}" if existing else "; it has no aliases"
+        known += f" and {len(existing) - 10} more" if len(existing) > 10 else ""
+    error = AliasNotFound(f"model {name!r} has no alias {alias!r}{hint}{known}", name, alias)
+    error.existing = existing
+    return error
 
 
 class VersionArchived(InvalidInput):
@@ -106,11 +115,21 @@ class Aliases(History):
             raise alias_not_found(name, alias)
         return document, changed.etag
 
+    def alias_names(self, name: str) -> list[str]:
+        """The model's alias names, from one listing (no document is read)."""
+        prefix = f"models/{check_name(name)}/aliases/"
+        names = [k[len(prefix) :].removesuffix(".json") for k in self.store.list_keys(prefix)]
+        return [n for n in names if self.read_alias(name, n) is not None] if names else []
+
+    def missing_alias(self, name: str, alias: str, *, defaulted: bool = False) -> AliasNotFound:
+        """:class:`AliasNotFound` listing what the model has, or NotFound for the model."""
+        self.require_model(name)
+        return alias_not_found(name, alias, defaulted=defaulted, existing=self.alias_names(name))
+
     def get_alias(self, name: str, alias: str) -> AliasDoc:
         found = self.read_alias(name, alias)
         if found is None:
-            self.require_model(name)
-            raise alias_not_found(name, alias)
+            raise self.missing_alias(name, alias)
         return found[0]
 
     def list_aliases(self, name: str) -> dict[str, AliasDoc]:
@@ -134,8 +153,7 @@ class Aliases(History):
         alias = ref.alias or default_alias
         found = self.read_alias(ref.name, alias)
         if found is None:
-            self.require_model(ref.name)
-            raise alias_not_found(ref.name, alias, defaulted=ref.alias is None)
+            raise self.missing_alias(ref.name, alias, defaulted=ref.alias is None)
         return found[0]["version"], found[0]
 
     def set_alias(

@@ -147,7 +147,10 @@ class Versions:
     def require_model(self, name: str) -> list[int]:
         versions = self.list_versions(name)
         if not versions:
-            raise NotFound(f"model {name!r} not found in registry {self.url}")
+            models = sorted(self.store.list_dirs("models/"))
+            known = f"; it has {', '.join(models[:10])}" if models else "; it has no models"
+            known += f" and {len(models) - 10} more" if len(models) > 10 else ""
+            raise NotFound(f"model {name!r} not found in registry {self.url}{known}")
         return versions
 
     def get_manifest(self, name: str, version: int) -> Manifest:

@@ -100,4 +100,5 @@ class AliasCache:
         except NotFound as exc:
             message = str(exc)
             return lambda: NotFound(message)
-        return lambda: alias_not_found(name, alias)
+        existing = self.registry.alias_names(name)
+        return lambda: alias_not_found(name, alias, existing=existing)

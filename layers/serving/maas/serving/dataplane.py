@@ -207,9 +207,9 @@ class DataPlane:
         chosen = check_alias(alias) if alias is not None else self.config.default_alias
         try:
             return chosen, self.aliases.get(name, chosen)
-        except AliasNotFound:
+        except AliasNotFound as exc:
             if alias is None:
-                raise alias_not_found(name, chosen, defaulted=True) from None
+                raise alias_not_found(name, chosen, defaulted=True, existing=exc.existing) from None
             raise
 
     def server_ready(self) -> tuple[bool, str | None]:
