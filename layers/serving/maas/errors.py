@@ -86,6 +86,10 @@ class NotReady(MaasError):
     exit_code = 5
 
 
+class RunTimedOut(NotReady):
+    """An inference run passed MAAS_RUN_TIMEOUT_MS and was stopped; only its model answers 503."""
+
+
 class PreconditionFailed(Conflict):
     """A conditional write (create-if-absent or compare-and-swap) did not apply.
 
