@@ -22,7 +22,7 @@ from typing import Any
 
 from maas.config import VerifyLimits
 from maas.documents import Manifest, validate
-from maas.errors import InvalidInput, ModelRefused
+from maas.errors import InvalidInput
 from maas.model_probes import Check
 from maas.model_sandbox import Job, Outcome, run_bounded
 from maas.onnxfile import OnnxInfo, ResourceUse, file_sha256
@@ -116,7 +116,7 @@ def verify_model(
     if samples or info is None or info.sha256 != sha256 or info.cost is None:
         datatypes = {t["name"]: t["datatype"] for t in manifest["inputs"]}
         outcome = run_bounded(path, Job(samples, datatypes), limits)
-        if outcome.refusal is not None or outcome.info is None:
+        if outcome.info is None:
             result.measured(outcome.cost)
             record("model", False, outcome.refusal or "refused")
             return done()
@@ -188,6 +188,6 @@ def vet_upload(
     test's verdict is the returned check.
     """
     outcome = _smoke_outcome(path, seed, None, limits)
-    if outcome.refusal is not None or outcome.info is None:
-        raise ModelRefused(outcome.refusal or f"{path} refused")
+    if outcome.info is None:
+        raise outcome.refused()
     return outcome.info, next(c for c in outcome.checks if c.name == "smoke_test")

@@ -40,7 +40,7 @@ from maas.config import VerifyLimits
 from maas.errors import InvalidInput, ModelRefused
 from maas.model_probes import Check
 from maas.onnxfile import OnnxInfo, ResourceUse, TensorSpec, file_sha256
-from maas.sandbox_child import STAGE_PREFIX, is_memory_failure
+from maas.sandbox_child import STAGE_PREFIX, is_memory_failure, status_kb
 from maas.serving.runtime import available_cpus
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -60,7 +60,9 @@ class Job:
             "path": str(path),
             "max_nodes": limits.max_nodes,
             "golden_samples": list(self.golden_samples),
-            "datatypes": dict(self.datatypes),
+            # Only samples need them: leaving them out otherwise lets a deploy
+            # reuse publish's inspection of the same bytes (the memo key).
+            "datatypes": dict(self.datatypes) if self.golden_samples else {},
             "smoke_seed": self.smoke_seed,
             "outputs": [s.as_json() for s in self.declared_outputs],
         }
@@ -70,17 +72,23 @@ class Job:
 class Outcome:
     """How the bounded run went: the signature and probes, or why the model was refused."""
 
-    info: OnnxInfo | None  # with its cost; None when refused before the session loaded
+    info: OnnxInfo | None  # with its cost; None when refused
     checks: list[Check]
     refusal: str | None
     cost: ResourceUse
+
+    def refused(self) -> ModelRefused:
+        """The refusal as the error to raise, carrying what verifying cost."""
+        error = ModelRefused(self.refusal or "refused")
+        error.resources = self.cost.as_json()
+        return error
 
 
 def inspect_bounded(path: Path, limits: VerifyLimits | None = None) -> OnnxInfo:
     """Vet, load (serving options) and run ``path`` on a zero input, bounded; its signature."""
     outcome = run_bounded(path, Job(), limits)
-    if outcome.refusal is not None or outcome.info is None:
-        raise ModelRefused(outcome.refusal or f"{path} refused")
+    if outcome.info is None:
+        raise outcome.refused()
     return outcome.info
 
 
@@ -124,9 +132,13 @@ def _refused(reason: str, cost: ResourceUse | None = None) -> Outcome:
 @dataclass
 class _Ended:
     status: int  # as from os.wait4
-    peak_rss_bytes: int
+    #: ``ru_maxrss`` from wait4: an upper bound only. Linux starts a child's
+    #: count from the parent's own peak at spawn (the memory it was forked or
+    #: vforked from), so the child's exact peak comes from the child itself.
+    maxrss_bytes: int
     wall_seconds: float
     timed_out: bool
+    peak_when_killed: int  # VmHWM read just before the deadline's kill
 
 
 def _spawn(label: str, request: dict[str, Any], limits: VerifyLimits) -> Outcome:
@@ -174,8 +186,11 @@ def _run_with_deadline(
     started = time.perf_counter()
     process = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr, env=_child_env())
     expired = threading.Event()
+    peak_when_killed = 0
 
     def kill() -> None:
+        nonlocal peak_when_killed
+        peak_when_killed = status_kb("VmHWM", process.pid) * 1024
         expired.set()
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
@@ -200,14 +215,18 @@ def _run_with_deadline(
         int(usage.ru_maxrss) * 1024,  # KiB on Linux
         time.perf_counter() - started,
         expired.is_set(),
+        peak_when_killed,
     )
 
 
-def _last_stage(errors: str) -> str:
-    stages = [
-        line[len(STAGE_PREFIX) :] for line in errors.splitlines() if line.startswith(STAGE_PREFIX)
-    ]
-    return stages[-1] if stages else "starting"
+def _stages(errors: str) -> tuple[str, int]:
+    """The last stage the child announced, and the highest peak its lines report."""
+    name, peak = "starting", 0
+    for line in errors.splitlines():
+        if line.startswith(STAGE_PREFIX):
+            announced = json.loads(line[len(STAGE_PREFIX) :])
+            name, peak = announced["stage"], max(peak, int(announced["peak_bytes"]))
+    return name, peak
 
 
 def _last_error_line(errors: str) -> str:
@@ -222,47 +241,46 @@ def _last_error_line(errors: str) -> str:
 def _interpret(
     label: str, ended: _Ended, output: bytes, errors: str, limits: VerifyLimits
 ) -> Outcome:
-    stage = _last_stage(errors)
+    stage, stage_peak = _stages(errors)
+    code = os.waitstatus_to_exitcode(ended.status)
+    if ended.timed_out or code == -signal.SIGXCPU:
+        peak = max(stage_peak, ended.peak_when_killed) or ended.maxrss_bytes
+        return _refused(
+            f"{label} did not finish within {limits.timeout_s:g} s "
+            f"(MAAS_VERIFY_TIMEOUT_S) while {stage}; verification stopped",
+            ResourceUse(peak, 0, 0.0, ended.wall_seconds),
+        )
     memory_limit = (
         f"{label} exceeded the {limits.memory_mb:g} MB verification memory limit "
         f"(MAAS_VERIFY_MEMORY_MB) while {stage}"
     )
-    code = os.waitstatus_to_exitcode(ended.status)
-    if ended.timed_out or code == -signal.SIGXCPU:
-        reason = (
-            f"{label} did not finish within {limits.timeout_s:g} s "
-            f"(MAAS_VERIFY_TIMEOUT_S) while {stage}; verification stopped"
-        )
-        return _refused(reason, ResourceUse(ended.peak_rss_bytes, 0, 0.0, ended.wall_seconds))
-    crash_cost = ResourceUse(ended.peak_rss_bytes, 0, 0.0, ended.wall_seconds)
     if code != 0 or not output:
+        # It died without a word: its last peak is unknown, wait4's bound must do.
+        cost = ResourceUse(ended.maxrss_bytes, 0, 0.0, ended.wall_seconds)
         detail = _last_error_line(errors)
         if is_memory_failure(errors):
-            return _refused(f"{memory_limit}: {detail}", crash_cost)
+            return _refused(f"{memory_limit}: {detail}", cost)
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         return _refused(
-            f"{label} crashed the verification process ({how}) while {stage}: {detail}",
-            crash_cost,
+            f"{label} crashed the verification process ({how}) while {stage}: {detail}", cost
         )
     result = json.loads(output)
-    return _outcome(result, ended, memory_limit)
-
-
-def _outcome(result: dict[str, Any], ended: _Ended, memory_limit: str) -> Outcome:
-    rss_before = int(result.get("rss_before_load_bytes") or 0)
-    session_peak = int(result.get("session_peak_bytes") or 0)
-    peak = max(ended.peak_rss_bytes, int(result.get("parse_peak_bytes") or 0), session_peak)
-    # Without a resettable peak mark, the whole peak is charged to the model.
-    footprint = max(0, (session_peak or peak) - rss_before) if rss_before else 0
+    final_peak = int(result["final_peak_bytes"])
+    before = int(result.get("rss_before_load_bytes") or 0)
     cost = ResourceUse(
-        peak, footprint, float(result.get("load_seconds") or 0.0), ended.wall_seconds
+        peak_rss_bytes=max(stage_peak, final_peak),
+        # The session's peak over what was resident before it; without a
+        # resettable peak mark, the whole run's peak is charged to the model.
+        footprint_bytes=max(0, final_peak - before) if before else 0,
+        load_seconds=float(result.get("load_seconds") or 0.0),
+        wall_seconds=ended.wall_seconds,
     )
     refusal = result["refusal"]
     if refusal is not None:
         reason = refusal["detail"]
-        if refusal["kind"] == "memory":
-            reason = f"{memory_limit}: {reason}"
-        return _refused(reason, cost)
+        return _refused(
+            f"{memory_limit}: {reason}" if refusal["kind"] == "memory" else reason, cost
+        )
     info = OnnxInfo.from_json(result["info"], cost)
     return Outcome(info, [Check.from_json(c) for c in result["checks"]], None, cost)
 

@@ -9,7 +9,10 @@ file is memory-mapped, so its pages are file cache, not process memory.
 
 Nodes are counted wherever they may be: the main graph, subgraph attributes
 (``If``/``Loop``/``Scan`` bodies, nested to any depth), local functions and
-their attribute defaults, and training graphs.
+their attribute defaults, and training graphs. The walk itself costs a
+Python step per field it visits, so the fields of those messages are capped
+too (:data:`FIELDS_PER_NODE` per allowed node): ten million empty
+initializers are refused as fast as ten million empty nodes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ _CHILDREN: dict[int, dict[int, int]] = {
 }
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 
+#: Fields allowed per allowed node in the messages walked: a node has about
+#: six (inputs, outputs, name, op_type, attributes), a graph adds an
+#: initializer and a value_info or two per node; 16 leaves room to spare.
+FIELDS_PER_NODE = 16
+
 
 class MalformedProtobuf(ValueError):
     """The bytes are not a well-formed protobuf message (e.g. a truncated file)."""
@@ -47,14 +55,25 @@ def _varint(data: mmap.mmap | bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
+class TooManyNodes(ValueError):
+    """More nodes, or more fields around them, than allowed."""
+
+
 def count_nodes_in(data: mmap.mmap | bytes, limit: int) -> int:
-    """The number of nodes in a serialised ModelProto, or ``limit + 1`` once over it."""
-    count = 0
+    """The number of nodes in a serialised ModelProto; :class:`TooManyNodes` once over ``limit``."""
+    count = fields = 0
+    max_fields = FIELDS_PER_NODE * limit
     stack = [(_MODEL, 0, len(data))]
     while stack:
         kind, pos, end = stack.pop()
         children = _CHILDREN[kind]
         while pos < end:
+            fields += 1
+            if fields > max_fields:
+                raise TooManyNodes(
+                    f"has more than {max_fields} protobuf fields in its graphs and nodes "
+                    f"({FIELDS_PER_NODE} x MAAS_MAX_NODES)"
+                )
             key, pos = _varint(data, pos, end)
             field, wire = key >> 3, key & 7
             if wire == _VARINT:
@@ -72,7 +91,7 @@ def count_nodes_in(data: mmap.mmap | bytes, limit: int) -> int:
                     if child == _NODE:
                         count += 1
                         if count > limit:
-                            return count
+                            raise TooManyNodes(f"has more than {limit} nodes (MAAS_MAX_NODES)")
                     stack.append((child, pos, pos + size))
                 pos += size
             else:  # groups (3, 4) are not used by ONNX; 6 and 7 do not exist

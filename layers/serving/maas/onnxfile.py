@@ -196,20 +196,18 @@ def vet_onnx_file(path: Path, max_nodes: int) -> OnnxInfo:
     """
     import onnx
 
-    from maas.onnx_wire import MalformedProtobuf, count_nodes
+    from maas.onnx_wire import MalformedProtobuf, TooManyNodes, count_nodes
 
     label = str(path)
     sha256, size = file_sha256(path)
     if size == 0:
         raise ModelRefused(f"{label} is empty, not an ONNX model")
     try:
-        nodes = count_nodes(path, max_nodes)
+        count_nodes(path, max_nodes)
+    except TooManyNodes as exc:
+        raise ModelRefused(f"{label} {exc}; refused before parsing") from exc
     except MalformedProtobuf as exc:
         raise ModelRefused(f"{label} is not an ONNX model: {exc}") from exc
-    if nodes > max_nodes:
-        raise ModelRefused(
-            f"{label} has more than {max_nodes} nodes (MAAS_MAX_NODES); refused before parsing"
-        )
     model = load_onnx_proto(path, label)
     refuse_external_data(model, label)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

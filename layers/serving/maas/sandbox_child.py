@@ -51,14 +51,16 @@ def limit_self(memory_bytes: int, cpu_seconds: int) -> None:
 
 
 def stage(name: str) -> None:
-    sys.stderr.write(f"{STAGE_PREFIX}{name}\n")
+    """Tell the parent what is running now, and the peak RSS so far (it may kill us)."""
+    line = json.dumps({"stage": name, "peak_bytes": status_kb("VmHWM") * 1024})
+    sys.stderr.write(f"{STAGE_PREFIX}{line}\n")
     sys.stderr.flush()
 
 
-def _status_kb(field: str) -> int:
-    """A field of /proc/self/status in KiB (0 where /proc is not available)."""
+def status_kb(field: str, pid: int | str = "self") -> int:
+    """A field of /proc/PID/status in KiB (0 where /proc or the field is not there)."""
     try:
-        with Path("/proc/self/status").open() as handle:
+        with Path(f"/proc/{pid}/status").open() as handle:
             for line in handle:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
@@ -98,63 +100,74 @@ def _warm_up_onnxruntime() -> None:
     )
 
 
-def run_job(job: dict[str, Any], memory_bytes: int) -> dict[str, Any]:
-    """Vet, load and run; every refusal is a result, never an exception."""
-    from maas.errors import MaasError
-    from maas.model_probes import (
-        golden_probe,
-        oversized_input,
-        smoke_probe,
-        zero_input_probe,
-    )
+class _Refused(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def _refusal(detail: str) -> _Refused:
+    return _Refused("memory" if is_memory_failure(detail) else "model", detail)
+
+
+def _vet_load_run(job: dict[str, Any], memory_bytes: int, result: dict[str, Any]) -> None:
+    from maas.model_probes import golden_probe, oversized_input, smoke_probe, zero_input_probe
     from maas.onnxfile import TensorSpec, load_serving_session, vet_onnx_file
 
     path = Path(job["path"])
+    stage("parsing and checking the file")
+    info = vet_onnx_file(path, job["max_nodes"])
+    _warm_up_onnxruntime()
+    stage("creating the onnxruntime session")  # its line carries the parse's peak
+    result["rss_before_load_bytes"] = status_kb("VmRSS") * 1024
+    result["peak_reset"] = _reset_peak()
+    started = time.perf_counter()
+    session, inputs, outputs = load_serving_session(path)
+    result["load_seconds"] = time.perf_counter() - started
+    result["info"] = dataclasses.replace(info, inputs=inputs, outputs=outputs).as_json()
+    too_big = oversized_input(inputs, memory_bytes)
+    if too_big is not None:
+        raise _Refused("model", f"{path} {too_big}")
+    checks = []
+    if job["golden_samples"]:
+        stage("running the golden samples")
+        checks.append(golden_probe(session, job["golden_samples"], job["datatypes"]))
+    else:
+        stage("running a zero input")
+        zero = zero_input_probe(session, inputs)
+        if not zero.passed:
+            raise _refusal(f"{path} {zero.detail}")
+    if job["smoke_seed"] is not None:
+        stage("running the smoke test")
+        declared = [TensorSpec.from_json(s) for s in job["outputs"]] or outputs
+        checks.append(smoke_probe(session, inputs, declared, job["smoke_seed"]))
+    for check in checks:
+        if not check.passed and is_memory_failure(check.detail):
+            raise _Refused("memory", f"{check.name}: {check.detail}")
+    result["checks"] = [c.as_json() for c in checks]
+
+
+def run_job(job: dict[str, Any], memory_bytes: int) -> dict[str, Any]:
+    """Vet, load and run; every refusal is a result, never an exception.
+
+    ``final_peak_bytes`` is the peak since the mark was reset before loading
+    (``peak_reset``), else the whole run's; the stage lines carry the peak
+    before that.
+    """
+    from maas.errors import MaasError
+
     result: dict[str, Any] = {"refusal": None, "info": None, "checks": []}
     try:
-        stage("parsing and checking the file")
-        info = vet_onnx_file(path, job["max_nodes"])
-        _warm_up_onnxruntime()
-        rss_before = _status_kb("VmRSS") * 1024
-        result["parse_peak_bytes"] = _status_kb("VmHWM") * 1024
-        reset = _reset_peak()
-        stage("creating the onnxruntime session")
-        started = time.perf_counter()
-        session, inputs, outputs = load_serving_session(path)
-        result["load_seconds"] = time.perf_counter() - started
-        info = dataclasses.replace(info, inputs=inputs, outputs=outputs)
-        result["info"] = info.as_json()
-        too_big = oversized_input(inputs, memory_bytes)
-        if too_big is not None:
-            result["refusal"] = {"kind": "model", "detail": f"{path} {too_big}"}
-            return result
-        checks = []
-        if job["golden_samples"]:
-            stage("running the golden samples")
-            checks.append(golden_probe(session, job["golden_samples"], job["datatypes"]))
-        else:
-            stage("running a zero input")
-            zero = zero_input_probe(session, inputs)
-            if not zero.passed:
-                detail = f"{path} {zero.detail}"
-                kind = "memory" if is_memory_failure(detail) else "model"
-                result["refusal"] = {"kind": kind, "detail": detail}
-                return result
-        if job["smoke_seed"] is not None:
-            stage("running the smoke test")
-            declared = [TensorSpec.from_json(s) for s in job["outputs"]] or outputs
-            checks.append(smoke_probe(session, inputs, declared, job["smoke_seed"]))
-        result["checks"] = [c.as_json() for c in checks]
-        if any(not c.passed and is_memory_failure(c.detail) for c in checks):
-            failed = next(c for c in checks if not c.passed)
-            result["refusal"] = {"kind": "memory", "detail": f"{failed.name}: {failed.detail}"}
-        result["rss_before_load_bytes"] = rss_before
-        result["session_peak_bytes"] = _status_kb("VmHWM") * 1024 if reset else 0
+        _vet_load_run(job, memory_bytes, result)
+    except _Refused as refused:
+        result["refusal"] = {"kind": refused.kind, "detail": refused.detail}
     except MaasError as exc:
-        kind = "memory" if is_memory_failure(str(exc)) else "model"
-        result["refusal"] = {"kind": kind, "detail": str(exc)}
+        classified = _refusal(str(exc))
+        result["refusal"] = {"kind": classified.kind, "detail": classified.detail}
     except MemoryError as exc:
         result["refusal"] = {"kind": "memory", "detail": f"MemoryError {exc}".strip()}
+    result["final_peak_bytes"] = status_kb("VmHWM") * 1024
     return result
 
 
