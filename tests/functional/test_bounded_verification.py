@@ -63,30 +63,26 @@ def deployment(registry: Registry, key: str) -> dict[str, Any]:
 # ------------------------------------------------------ the memory bomb
 
 
+def publish_with_the_cli(path: Path, registry: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """`maas publish PATH --alias production`: it must refuse, in bounded time, writing
+    nothing; the error it printed."""
+    started = time.perf_counter()
+    flags = ["--name", "hostile", "--alias", "production", "--registry", str(registry)]
+    code = main(["publish", str(path), *flags])
+    assert time.perf_counter() - started < WALL_BOUND
+    assert code == 2
+    assert Registry(LocalStore(registry)).list_versions("hostile") == []
+    return capsys.readouterr().err
+
+
 def test_publish_refuses_the_memory_bomb(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bomb.onnx"
     hostile_models.memory_bomb(path)
     assert path.stat().st_size < 512
-    registry = tmp_path / "registry"
-    started = time.perf_counter()
-    code = main(
-        [
-            "publish",
-            str(path),
-            "--name",
-            "hostile",
-            "--alias",
-            "production",
-            "--registry",
-            str(registry),
-        ]
-    )
-    assert time.perf_counter() - started < WALL_BOUND
-    assert code == 2
-    assert "exceeded the 1024 MB verification memory limit" in capsys.readouterr().err
-    assert Registry(LocalStore(registry)).list_versions("hostile") == []
+    error = publish_with_the_cli(path, tmp_path / "registry", capsys)
+    assert "exceeded the 1024 MB verification memory limit" in error
 
 
 def test_the_deployer_refuses_the_memory_bomb(s3_registry: Registry, tmp_path: Path) -> None:
@@ -111,23 +107,8 @@ def test_publish_refuses_the_endless_loop(
     monkeypatch.setenv("MAAS_VERIFY_TIMEOUT_S", "3")
     path = tmp_path / "loop.onnx"
     hostile_models.endless_loop(path)
-    started = time.perf_counter()
-    registry = tmp_path / "registry"
-    code = main(
-        [
-            "publish",
-            str(path),
-            "--name",
-            "hostile",
-            "--alias",
-            "production",
-            "--registry",
-            str(registry),
-        ]
-    )
-    assert time.perf_counter() - started < WALL_BOUND
-    assert code == 2
-    assert "did not finish within 3 s (MAAS_VERIFY_TIMEOUT_S)" in capsys.readouterr().err
+    error = publish_with_the_cli(path, tmp_path / "registry", capsys)
+    assert "did not finish within 3 s (MAAS_VERIFY_TIMEOUT_S)" in error
 
 
 def test_a_raw_upload_of_the_endless_loop_is_refused_in_bounded_time(
@@ -242,21 +223,38 @@ def test_verification_measures_what_the_model_costs(tmp_path: Path) -> None:
     assert estimate_footprint(manifest, verification.footprint_bytes) >= 64 * 2**20
 
 
-def test_publish_reuses_its_inspection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """publish inspects (one child), then verifies the draft manifest without a second."""
-    path = onnx_models.save(onnx_models.digits_mlp(seed=7), tmp_path / "m.onnx")
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every verification child started (the real one, counted)."""
     model_sandbox.forget_outcomes()
-    spawned: list[object] = []
+    started: list[object] = []
     real_spawn = model_sandbox._spawn
 
     def counting(*args: Any) -> Any:
-        spawned.append(args)
+        started.append(args)
         return real_spawn(*args)
 
     monkeypatch.setattr(model_sandbox, "_spawn", counting)
+    return started
+
+
+def test_publish_reuses_its_inspection(tmp_path: Path, spawned: list[object]) -> None:
+    """publish inspects (one child), then verifies the draft manifest, and the deploy
+    after the commit re-verifies the same bytes, without a second."""
+    path = onnx_models.save(onnx_models.digits_mlp(seed=7), tmp_path / "m.onnx")
     published = Registry(LocalStore(tmp_path / "r")).publish(path, "digits", alias="production")
     assert published.deployment is not None and published.deployment.status == "succeeded"
-    assert len(spawned) == 1  # the deploy after the commit re-verifies the same bytes from memory
+    assert len(spawned) == 1
+
+
+def test_a_vetted_upload_publishes_without_a_second_child(
+    tmp_path: Path, spawned: list[object]
+) -> None:
+    path = onnx_models.save(onnx_models.digits_mlp(seed=8), tmp_path / "m.onnx")
+    info, smoke = vet_upload(path)
+    assert smoke.passed and info.cost is not None
+    Registry(LocalStore(tmp_path / "r")).publish(path, "digits", alias="staging")
+    assert len(spawned) == 1
 
 
 # ------------------------------------------------------- the crash path

@@ -153,7 +153,8 @@ def truncated(path: Path) -> str:
     return "not an ONNX model"
 
 
-def _external(name: str, location: str) -> TensorProto:
+def external_tensor(name: str, location: str) -> TensorProto:
+    """Four floats whose bytes are said to live in the file at ``location``."""
     tensor = numpy_helper.from_array(np.zeros(4, np.float32), name)
     tensor.ClearField("raw_data")
     tensor.data_location = TensorProto.EXTERNAL
@@ -183,7 +184,7 @@ def external_data_absolute(path: Path) -> str:
 
 def external_data_in_a_constant(path: Path) -> str:
     model = onnx_models.digits_mlp()
-    leak = _external("leak", "../../../proc/self/environ")
+    leak = external_tensor("leak", "../../../proc/self/environ")
     model.graph.node.append(helper.make_node("Constant", [], ["leaked"], value=leak))
     _write(model, path)
     return "external data"
@@ -203,7 +204,7 @@ def external_data_in_a_subgraph(path: Path) -> str:
                 "If",
                 ["cond"],
                 ["out"],
-                then_branch=branch("then", _external("hidden", "/etc/shadow")),
+                then_branch=branch("then", external_tensor("hidden", "/etc/shadow")),
                 else_branch=branch("else", ones),
             )
         ],
@@ -218,7 +219,7 @@ def external_data_in_a_subgraph(path: Path) -> str:
 def external_data_in_a_sparse_initializer(path: Path) -> str:
     model = onnx_models.digits_mlp()
     indices = numpy_helper.from_array(np.arange(4, dtype=np.int64), "indices")
-    sparse = helper.make_sparse_tensor(_external("values", "/etc/passwd"), indices, [8])
+    sparse = helper.make_sparse_tensor(external_tensor("values", "/etc/passwd"), indices, [8])
     model.graph.sparse_initializer.append(sparse)
     _write(model, path)
     return "external data"
@@ -226,7 +227,9 @@ def external_data_in_a_sparse_initializer(path: Path) -> str:
 
 def external_data_in_a_local_function(path: Path) -> str:
     model = onnx_models.digits_mlp()
-    leak = helper.make_node("Constant", [], ["y"], value=_external("in_function", "/etc/passwd"))
+    leak = helper.make_node(
+        "Constant", [], ["y"], value=external_tensor("in_function", "/etc/passwd")
+    )
     model.functions.append(helper.make_function("custom", "leak", [], ["y"], [leak], _OPSET))
     _write(model, path)
     return "external data"

@@ -20,6 +20,7 @@ fail there. The job goes in, and the result comes out, through temporary files
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -119,6 +120,11 @@ def run_bounded(path: Path, job: Job, limits: VerifyLimits | None = None) -> Out
     outcome = _spawn(label, request, limits)
     if outcome.refusal is None:
         _memo.put(key, outcome)
+        if job.smoke_seed is not None and not job.golden_samples:
+            # It inspected and ran a zero input on the way: all a plain inspection
+            # does, so publishing a vetted upload needs no second child.
+            inspection = _memo_key(path, Job().as_json(path, limits), limits)
+            _memo.put(inspection, dataclasses.replace(outcome, checks=[]))
     return outcome
 
 
@@ -268,7 +274,8 @@ def _interpret(
     final_peak = int(result["final_peak_bytes"])
     before = int(result.get("rss_before_load_bytes") or 0)
     cost = ResourceUse(
-        peak_rss_bytes=max(stage_peak, final_peak),
+        # Without /proc (not Linux), wait4's upper bound is all there is.
+        peak_rss_bytes=max(stage_peak, final_peak) or ended.maxrss_bytes,
         # The session's peak over what was resident before it; without a
         # resettable peak mark, the whole run's peak is charged to the model.
         footprint_bytes=max(0, final_peak - before) if before else 0,
