@@ -172,7 +172,8 @@ def _spawn(label: str, request: dict[str, Any], limits: VerifyLimits) -> Outcome
 
 
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
+    # The child needs no AWS access: credentials stay with the parent.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # Wherever maas was imported from (the layer's /opt/python on Lambda, a
     # checkout in development), the child imports the same code.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
