@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,20 +55,37 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     )
 
 
+SERVING: Callable[[dict[str, str]], object] = ServingConfig.from_env
+LIMITS: Callable[[dict[str, str]], object] = VerifyLimits.from_env
+
+
 @pytest.mark.parametrize(
-    ("env", "message"),
+    ("read", "env", "message"),
     [
-        ({"MAAS_ALIAS_TTL_SECONDS": "soon"}, "MAAS_ALIAS_TTL_SECONDS='soon' is not a number"),
-        ({"MAAS_MAX_BATCH": "0"}, "MAAS_MAX_BATCH='0' must be at least 1"),
-        ({"MAAS_NAN_POLICY": "ignore"}, "MAAS_NAN_POLICY='ignore': use reject or allow"),
-        ({"MAAS_DEFAULT_ALIAS": "Prod"}, "invalid alias name"),
-        ({"MAAS_PRELOAD": "ok,../bad"}, "invalid model name"),
-        ({"MAAS_RUN_TIMEOUT_MS": "0"}, "MAAS_RUN_TIMEOUT_MS='0' must be at least 1"),
+        (
+            SERVING,
+            {"MAAS_ALIAS_TTL_SECONDS": "soon"},
+            "MAAS_ALIAS_TTL_SECONDS='soon' is not a number",
+        ),
+        (SERVING, {"MAAS_MAX_BATCH": "0"}, "MAAS_MAX_BATCH='0' must be at least 1"),
+        (SERVING, {"MAAS_NAN_POLICY": "ignore"}, "MAAS_NAN_POLICY='ignore': use reject or allow"),
+        (SERVING, {"MAAS_DEFAULT_ALIAS": "Prod"}, "invalid alias name"),
+        (SERVING, {"MAAS_PRELOAD": "ok,../bad"}, "invalid model name"),
+        (SERVING, {"MAAS_RUN_TIMEOUT_MS": "0"}, "MAAS_RUN_TIMEOUT_MS='0' must be at least 1"),
+        (LIMITS, {"MAAS_VERIFY_MEMORY_MB": "lots"}, "MAAS_VERIFY_MEMORY_MB='lots' is not a number"),
+        (LIMITS, {"MAAS_VERIFY_MEMORY_MB": "10"}, "MAAS_VERIFY_MEMORY_MB='10' must be at least 64"),
+        (LIMITS, {"MAAS_VERIFY_TIMEOUT_S": "0"}, "MAAS_VERIFY_TIMEOUT_S='0' must be at least 0.1"),
+        (LIMITS, {"MAAS_MAX_MODEL_BYTES": "0"}, "MAAS_MAX_MODEL_BYTES='0' must be at least 1"),
+        (LIMITS, {"MAAS_MAX_NODES": "-3"}, "MAAS_MAX_NODES='-3' must be at least 1"),
     ],
 )
-def test_bad_values_fail_at_start_naming_the_variable(env: dict[str, str], message: str) -> None:
+def test_bad_values_fail_naming_the_variable(
+    read: Callable[[dict[str, str]], object], env: dict[str, str], message: str
+) -> None:
+    """Serving reads its settings at start-up; publish and the deployer read the
+    verification limits (``VerifyLimits``) when they verify."""
     with pytest.raises(InvalidInput, match=message):
-        ServingConfig.from_env(env)
+        read(env)
 
 
 def test_preload_ignores_blanks() -> None:
@@ -91,18 +109,3 @@ def test_verification_limits_default_and_read() -> None:
     )
     assert limits == VerifyLimits(256, 5, 1000, 10, 250)
     assert ServingConfig.from_env({"MAAS_RUN_TIMEOUT_MS": "250"}).run_timeout_ms == 250
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"MAAS_VERIFY_MEMORY_MB": "lots"}, "MAAS_VERIFY_MEMORY_MB='lots' is not a number"),
-        ({"MAAS_VERIFY_MEMORY_MB": "10"}, "MAAS_VERIFY_MEMORY_MB='10' must be at least 64"),
-        ({"MAAS_VERIFY_TIMEOUT_S": "0"}, "MAAS_VERIFY_TIMEOUT_S='0' must be at least 0.1"),
-        ({"MAAS_MAX_MODEL_BYTES": "0"}, "MAAS_MAX_MODEL_BYTES='0' must be at least 1"),
-        ({"MAAS_MAX_NODES": "-3"}, "MAAS_MAX_NODES='-3' must be at least 1"),
-    ],
-)
-def test_bad_verification_limits_name_the_variable(env: dict[str, str], message: str) -> None:
-    with pytest.raises(InvalidInput, match=message):
-        VerifyLimits.from_env(env)
