@@ -97,6 +97,8 @@ bench: venv
 	$(BIN)/python -m benchmarks.bench_core
 	$(BIN)/python -m benchmarks.bench_handler
 	$(BIN)/python -m benchmarks.bench_cold
+	$(BIN)/python -m benchmarks.bench_watchdog
+	$(BIN)/python -m benchmarks.bench_hostile
 
 # The main job end to end: train, convert (fp32 + int8-dynamic), validate,
 # publish, serve over HTTP, call it with V2 JSON, tritonclient binary and TF

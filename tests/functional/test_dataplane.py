@@ -23,7 +23,7 @@ from maas.promotion import release
 from maas.registry import Registry
 from maas.serving.dataplane import DataPlane
 from maas.serving.model_cache import ModelCache
-from maas.serving.runtime import FOOTPRINT_FACTOR, LoadedModel
+from maas.serving.runtime import FOOTPRINT_FACTOR, LoadedModel, estimate_footprint
 from maas.store import S3Store
 from maas.tensors import InferenceRequest, tensor_from_data
 from tests.support import onnx_models
@@ -236,7 +236,14 @@ def test_lru_eviction_under_a_small_budget(
     registry: Registry, tmp_path: Path, clock: Clock, emf: Any
 ) -> None:
     footprint = registry.get_manifest("digits", 1)["model"]["size"] * FOOTPRINT_FACTOR
-    plane = make_plane(registry, tmp_path, clock, cache_bytes=int(footprint * 2.5))
+    # Version 1 was deployed, so the cache budgets it by what verification measured;
+    # 2 and 3 were only published, so by twice their file size.
+    record = registry.read_record(Registry.deployment_key("digits", 1))
+    assert record is not None
+    measured = estimate_footprint(
+        registry.get_manifest("digits", 1), record["resources"]["footprint_bytes"]
+    )
+    plane = make_plane(registry, tmp_path, clock, cache_bytes=int(measured + footprint * 1.5))
     plane.infer("digits", digits_request(), version=1)
     plane.infer("digits", digits_request(), version=2)
     plane.infer("digits", digits_request(), version=1)  # 1 is now the most recently used

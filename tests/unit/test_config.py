@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from maas.config import ServingConfig, parse_preload
+from maas.config import ServingConfig, VerifyLimits, parse_preload
 from maas.errors import InvalidInput
 from maas.names import ModelRef
 
@@ -54,19 +55,37 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     )
 
 
+SERVING: Callable[[dict[str, str]], object] = ServingConfig.from_env
+LIMITS: Callable[[dict[str, str]], object] = VerifyLimits.from_env
+
+
 @pytest.mark.parametrize(
-    ("env", "message"),
+    ("read", "env", "message"),
     [
-        ({"MAAS_ALIAS_TTL_SECONDS": "soon"}, "MAAS_ALIAS_TTL_SECONDS='soon' is not a number"),
-        ({"MAAS_MAX_BATCH": "0"}, "MAAS_MAX_BATCH='0' must be at least 1"),
-        ({"MAAS_NAN_POLICY": "ignore"}, "MAAS_NAN_POLICY='ignore': use reject or allow"),
-        ({"MAAS_DEFAULT_ALIAS": "Prod"}, "invalid alias name"),
-        ({"MAAS_PRELOAD": "ok,../bad"}, "invalid model name"),
+        (
+            SERVING,
+            {"MAAS_ALIAS_TTL_SECONDS": "soon"},
+            "MAAS_ALIAS_TTL_SECONDS='soon' is not a number",
+        ),
+        (SERVING, {"MAAS_MAX_BATCH": "0"}, "MAAS_MAX_BATCH='0' must be at least 1"),
+        (SERVING, {"MAAS_NAN_POLICY": "ignore"}, "MAAS_NAN_POLICY='ignore': use reject or allow"),
+        (SERVING, {"MAAS_DEFAULT_ALIAS": "Prod"}, "invalid alias name"),
+        (SERVING, {"MAAS_PRELOAD": "ok,../bad"}, "invalid model name"),
+        (SERVING, {"MAAS_RUN_TIMEOUT_MS": "0"}, "MAAS_RUN_TIMEOUT_MS='0' must be at least 1"),
+        (LIMITS, {"MAAS_VERIFY_MEMORY_MB": "lots"}, "MAAS_VERIFY_MEMORY_MB='lots' is not a number"),
+        (LIMITS, {"MAAS_VERIFY_MEMORY_MB": "10"}, "MAAS_VERIFY_MEMORY_MB='10' must be at least 64"),
+        (LIMITS, {"MAAS_VERIFY_TIMEOUT_S": "0"}, "MAAS_VERIFY_TIMEOUT_S='0' must be at least 0.1"),
+        (LIMITS, {"MAAS_MAX_MODEL_BYTES": "0"}, "MAAS_MAX_MODEL_BYTES='0' must be at least 1"),
+        (LIMITS, {"MAAS_MAX_NODES": "-3"}, "MAAS_MAX_NODES='-3' must be at least 1"),
     ],
 )
-def test_bad_values_fail_at_start_naming_the_variable(env: dict[str, str], message: str) -> None:
+def test_bad_values_fail_naming_the_variable(
+    read: Callable[[dict[str, str]], object], env: dict[str, str], message: str
+) -> None:
+    """Serving reads its settings at start-up; publish and the deployer read the
+    verification limits (``VerifyLimits``) when they verify."""
     with pytest.raises(InvalidInput, match=message):
-        ServingConfig.from_env(env)
+        read(env)
 
 
 def test_preload_ignores_blanks() -> None:
@@ -93,3 +112,22 @@ def test_deployer_settings() -> None:
     assert configured == DeployerConfig("s3://b/p", "review")
     with pytest.raises(InvalidInput):
         DeployerConfig.from_env({"MAAS_INCOMING_ALIAS": "Not An Alias"})
+
+
+def test_verification_limits_default_and_read() -> None:
+    defaults = VerifyLimits.from_env({})
+    assert defaults == VerifyLimits()
+    assert (defaults.memory_mb, defaults.timeout_s, defaults.run_timeout_ms) == (1024, 60, 20000)
+    assert (defaults.max_model_bytes, defaults.max_nodes) == (512 * 2**20, 100_000)
+    assert defaults.memory_bytes == 2**30
+    limits = VerifyLimits.from_env(
+        {
+            "MAAS_VERIFY_MEMORY_MB": "256",
+            "MAAS_VERIFY_TIMEOUT_S": "5",
+            "MAAS_MAX_MODEL_BYTES": "1000",
+            "MAAS_MAX_NODES": "10",
+            "MAAS_RUN_TIMEOUT_MS": "250",
+        }
+    )
+    assert limits == VerifyLimits(256, 5, 1000, 10, 250)
+    assert ServingConfig.from_env({"MAAS_RUN_TIMEOUT_MS": "250"}).run_timeout_ms == 250

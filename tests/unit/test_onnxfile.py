@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from maas.errors import InvalidInput, ModelRefused
 from maas.onnxfile import file_sha256, inspect_onnx
-from tests.support import onnx_models
+from tests.support import hostile_models, onnx_models
 
 
 def test_signature_hash_and_opset_come_from_the_file(onnx_model: Path) -> None:
@@ -50,12 +50,7 @@ def test_initializers_in_external_data_are_refused(tmp_path: Path) -> None:
 
 
 def _external(name: str, location: str = "../../../../etc/passwd") -> TensorProto:
-    tensor = numpy_helper.from_array(np.zeros(4, np.float32), name)
-    tensor.ClearField("raw_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", location
-    return tensor
+    return hostile_models.external_tensor(name, location)
 
 
 def _write(model: onnx.ModelProto, path: Path) -> Path:

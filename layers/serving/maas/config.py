@@ -36,6 +36,7 @@ class ServingConfig:
     nan_policy: NanPolicy = "reject"
     preload: tuple[ModelRef, ...] = ()
     max_body_bytes: int = LAMBDA_PAYLOAD_BYTES
+    run_timeout_ms: float = 20_000.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
@@ -55,6 +56,7 @@ class ServingConfig:
             nan_policy=_nan_policy(env.get("MAAS_NAN_POLICY", "reject")),
             preload=parse_preload(env.get("MAAS_PRELOAD", "")),
             max_body_bytes=_positive_int(env, "MAAS_MAX_BODY_BYTES", LAMBDA_PAYLOAD_BYTES),
+            run_timeout_ms=run_timeout_ms_from_env(env),
         )
 
 
@@ -117,3 +119,52 @@ def _nan_policy(raw: str) -> NanPolicy:
     if raw == "allow":
         return "allow"
     raise InvalidInput(f"MAAS_NAN_POLICY={raw!r}: use reject or allow")
+
+
+@dataclass(frozen=True)
+class VerifyLimits:
+    """Bounds on verifying a candidate model, and on each inference run.
+
+    - ``memory_mb``: the verification child's data limit (RLIMIT_DATA), so a
+      model that balloons at session creation is refused, not run into
+      Lambda's memory ceiling.
+    - ``timeout_s``: wall-clock deadline of the child; it is killed after it.
+    - ``max_model_bytes``: checked on the file size before anything parses it.
+      512 MiB by default: the inference function caches the file in ``/tmp``
+      (512 MB by default, EphemeralStorageSize) and budgets a loaded model at
+      twice its file size against half of its 2048 MB memory, so no larger
+      model can be served by the default stack. Raise it with both.
+    - ``max_nodes``: counted on the wire before the protobuf is parsed (every
+      parsed node costs memory even when empty). 100,000 by default: large
+      real graphs (BERT-large, ResNet-152, GPT-2 exports) have a few thousand
+      nodes; parsing 100,000 empty ones costs about 15 MB.
+    - ``run_timeout_ms``: serving's deadline for one ``session.run``; under API
+      Gateway's 30 s integration timeout.
+    """
+
+    memory_mb: float = 1024.0
+    timeout_s: float = 60.0
+    max_model_bytes: int = 512 * 2**20
+    max_nodes: int = 100_000
+    run_timeout_ms: float = 20_000.0
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.memory_mb * 2**20)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> VerifyLimits:
+        env = os.environ if environ is None else environ
+        return cls(
+            memory_mb=_number(env, "MAAS_VERIFY_MEMORY_MB", 1024.0, minimum=64.0),
+            timeout_s=_number(env, "MAAS_VERIFY_TIMEOUT_S", 60.0, minimum=0.1),
+            max_model_bytes=int(_number(env, "MAAS_MAX_MODEL_BYTES", 512 * 2**20, minimum=1)),
+            max_nodes=int(_number(env, "MAAS_MAX_NODES", 100_000, minimum=1)),
+            run_timeout_ms=run_timeout_ms_from_env(env),
+        )
+
+
+def run_timeout_ms_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """``MAAS_RUN_TIMEOUT_MS`` alone: serving's deadline for one inference run."""
+    env = os.environ if environ is None else environ
+    return _number(env, "MAAS_RUN_TIMEOUT_MS", 20_000.0, minimum=1.0)

@@ -7,6 +7,8 @@ with; this module is the only place where either is decided.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MaasError(Exception):
     """Base class: a failure with a message fit to show a user as one line."""
@@ -38,6 +40,10 @@ class PayloadTooLarge(InvalidInput):
 
 class ModelRefused(InvalidInput):
     """A model file that maas will not publish or serve (not ONNX, hostile, broken)."""
+
+    #: What the bounded verification that refused it measured (peak_rss_bytes,
+    #: footprint_bytes, load_seconds, wall_seconds), when one ran.
+    resources: dict[str, Any] | None = None
 
 
 class NotFound(MaasError):
@@ -78,6 +84,10 @@ class NotReady(MaasError):
     """Nothing can answer yet: no model loaded and the registry not reachable."""
 
     status, exit_code = 503, 5
+
+
+class RunTimedOut(NotReady):
+    """An inference run passed MAAS_RUN_TIMEOUT_MS and was stopped; only its model answers 503."""
 
 
 class PreconditionFailed(Conflict):

@@ -2,41 +2,42 @@
 
 A version passes only when its manifest matches the schema, its bytes match
 the manifest's size and sha256, no tensor anywhere uses external data, it
-passes the ONNX checker and loads in onnxruntime, its declared signature is
-its real one, and its golden samples reproduce within their tolerance.
-Each check is reported, passed or not, so a refusal says exactly why.
+passes the ONNX checker, loads in onnxruntime with the serving options and
+runs (its golden samples, else a zero input) within the verification limits,
+its declared signature is its real one, and its golden samples reproduce
+within their tolerance. Each check is reported, passed or not, so a refusal
+says exactly why.
+
+Everything that reads the model runs in a bounded child process
+(:mod:`maas.model_sandbox`): a model that balloons, hangs or crashes is a
+refusal naming the limit, never a crash or a hang of the caller.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from maas.config import VerifyLimits
 from maas.documents import Manifest, validate
-from maas.errors import InvalidInput, MaasError
-from maas.onnxfile import OnnxInfo, file_sha256, inspect_onnx
-from maas.tensors import tensor_from_data
+from maas.errors import InvalidInput
+from maas.model_probes import Check
+from maas.model_sandbox import Job, Outcome, run_bounded
+from maas.onnxfile import OnnxInfo, ResourceUse, file_sha256
 
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+__all__ = ["Check", "Verification", "smoke_check", "verify_model", "vet_upload"]
 
 
 @dataclass
 class Verification:
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
+    #: Measured in the verification child (0 when it never got to load the model).
+    peak_rss_bytes: int = 0
+    footprint_bytes: int = 0
+    load_seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -50,14 +51,35 @@ class Verification:
     def as_json(self) -> list[dict[str, Any]]:
         return [c.as_json() for c in self.checks]
 
+    def resources_json(self) -> dict[str, Any]:
+        """What verifying cost, for the deployment record (and a cache's footprint)."""
+        return {
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "footprint_bytes": self.footprint_bytes,
+            "load_seconds": round(self.load_seconds, 6),
+            "seconds": round(self.seconds, 6),
+        }
 
-def verify_model(path: Path, manifest: Manifest, info: OnnxInfo | None = None) -> Verification:
+    def measured(self, cost: ResourceUse) -> None:
+        self.peak_rss_bytes = cost.peak_rss_bytes
+        self.footprint_bytes = cost.footprint_bytes
+        self.load_seconds = cost.load_seconds
+
+
+def verify_model(
+    path: Path,
+    manifest: Manifest,
+    info: OnnxInfo | None = None,
+    limits: VerifyLimits | None = None,
+) -> Verification:
     """Run every check on a model file against its manifest; stop at the first failure.
 
-    ``info``, when the caller already inspected this file, saves loading it
-    again. Only refusals are recorded as failed checks; I/O trouble (the caller's
-    download, a full disk) raises, so that it is retried, never mistaken for a
-    bad model.
+    ``info``, when the caller already inspected these very bytes with
+    :func:`maas.onnxfile.inspect_onnx` (bounded: it loaded the model and ran a
+    zero input), saves loading it again when the manifest has no golden
+    samples. Only refusals are recorded as failed checks; I/O trouble (the
+    caller's download, a full disk) raises, so that it is retried, never
+    mistaken for a bad model.
     """
     started = time.perf_counter()
     result = Verification()
@@ -66,11 +88,15 @@ def verify_model(path: Path, manifest: Manifest, info: OnnxInfo | None = None) -
         result.checks.append(Check(name, passed, detail))
         return passed
 
+    def done() -> Verification:
+        result.seconds = time.perf_counter() - started
+        return result
+
     try:
         validate("manifest", manifest)
     except InvalidInput as exc:
         record("schema", False, str(exc))
-        return _done(result, started)
+        return done()
     record("schema", True, "manifest matches maas.manifest/1")
 
     sha256, size = file_sha256(path)
@@ -82,30 +108,38 @@ def verify_model(path: Path, manifest: Manifest, info: OnnxInfo | None = None) -
             f"bytes are {size} with sha256 {sha256}; the manifest says "
             f"{expected['size']} with sha256 {expected['sha256']}",
         )
-        return _done(result, started)
+        return done()
     record("integrity", True, f"{size} bytes, sha256 {sha256}")
 
-    if info is None or info.sha256 != sha256:  # reuse an inspection of these very bytes
-        try:
-            info = inspect_onnx(path)
-        except MaasError as exc:
-            record("model", False, str(exc))
-            return _done(result, started)
-    record(
-        "model",
-        True,
-        "self-contained ONNX (no external data), passes the checker, loads in onnxruntime",
-    )
+    samples = manifest["golden_samples"]
+    runs: list[Check] = []
+    if samples or info is None or info.sha256 != sha256 or info.cost is None:
+        datatypes = {t["name"]: t["datatype"] for t in manifest["inputs"]}
+        outcome = run_bounded(path, Job(samples, datatypes), limits)
+        if outcome.info is None:
+            result.measured(outcome.cost)
+            record("model", False, outcome.refusal or "refused")
+            return done()
+        info, runs = outcome.info, outcome.checks
+    assert info.cost is not None  # set by every bounded inspection
+    result.measured(info.cost)
+    record("model", True, _model_detail(info.cost))
 
     if not record(*_signature_check(info, manifest)):
-        return _done(result, started)
-    record(*_golden_check(path, manifest))
-    return _done(result, started)
+        return done()
+    if samples:
+        result.checks.extend(runs)
+    else:
+        record("golden_samples", True, "none in the manifest; a zero input runs")
+    return done()
 
 
-def _done(result: Verification, started: float) -> Verification:
-    result.seconds = time.perf_counter() - started
-    return result
+def _model_detail(cost: ResourceUse) -> str:
+    return (
+        "self-contained ONNX (no external data), passes the checker, loads in onnxruntime "
+        f"with the serving options in {cost.load_seconds:.3f} s and runs, peak "
+        f"{cost.peak_rss_bytes / 2**20:.0f} MB, footprint {cost.footprint_bytes / 2**20:.1f} MB"
+    )
 
 
 def _signature_check(info: OnnxInfo, manifest: Manifest) -> tuple[str, bool, str]:
@@ -124,97 +158,36 @@ def _signature_check(info: OnnxInfo, manifest: Manifest) -> tuple[str, bool, str
     return ("signature", True, "declared inputs and outputs are the model's")
 
 
-def _golden_check(path: Path, manifest: Manifest) -> tuple[str, bool, str]:
-    samples = manifest["golden_samples"]
-    if not samples:
-        return ("golden_samples", True, "none in the manifest")
-    import onnxruntime as ort
-
-    from maas.serving.runtime import session_options
-
-    session = ort.InferenceSession(
-        str(path), session_options(1), providers=["CPUExecutionProvider"]
-    )
-    datatypes = {t["name"]: t["datatype"] for t in manifest["inputs"]}
-    worst = 0.0
-    for index, sample in enumerate(samples):
-        try:
-            feed = {
-                name: tensor_from_data(
-                    name, datatypes.get(name, "FP32"), tensor["shape"], tensor["data"]
-                ).array
-                for name, tensor in sample["inputs"].items()
-            }
-            names = list(sample["outputs"])
-            produced = session.run(names, feed)
-        except Exception as exc:  # onnxruntime's exception types are not exported
-            return ("golden_samples", False, f"sample {index} does not run: {exc}")
-        for name, got in zip(names, produced, strict=True):
-            want = np.asarray(sample["outputs"][name]["data"], dtype=np.float64)
-            got64 = np.asarray(got, dtype=np.float64).reshape(-1)
-            if got64.shape != want.reshape(-1).shape:
-                return (
-                    "golden_samples",
-                    False,
-                    f"sample {index} output {name!r} has {got64.size} values, expected {want.size}",
-                )
-            diff = float(np.max(np.abs(got64 - want.reshape(-1)))) if want.size else 0.0
-            if not math.isfinite(diff) or diff > sample["atol"]:
-                return (
-                    "golden_samples",
-                    False,
-                    f"sample {index} output {name!r} differs by {diff:.3g}, over its "
-                    f"tolerance {sample['atol']:.3g}",
-                )
-            worst = max(worst, diff)
-    return ("golden_samples", True, f"{len(samples)} reproduced (max diff {worst:.3g})")
+def _smoke_outcome(
+    path: Path, seed: int, info: OnnxInfo | None, limits: VerifyLimits | None
+) -> Outcome:
+    declared = info.outputs if info is not None else ()
+    return run_bounded(path, Job(smoke_seed=seed, declared_outputs=declared), limits)
 
 
-def smoke_check(path: Path, info: OnnxInfo, seed: int = 0) -> Check:
-    """Run random in-range inputs (batch 1); require finite outputs of the declared shape.
+def smoke_check(
+    path: Path, info: OnnxInfo, seed: int = 0, limits: VerifyLimits | None = None
+) -> Check:
+    """Random in-range inputs (batch 1), bounded; finite outputs of ``info``'s declared shapes.
 
     For raw uploads, which come with no golden samples: it catches a model that
     loads but cannot run, or that produces NaN on ordinary input.
     """
-    import onnxruntime as ort
+    outcome = _smoke_outcome(path, seed, info, limits)
+    if outcome.refusal is not None:
+        return Check("smoke_test", False, outcome.refusal)
+    return next(c for c in outcome.checks if c.name == "smoke_test")
 
-    from maas.datatypes import numpy_dtype
-    from maas.serving.runtime import session_options
 
-    rng = np.random.default_rng(seed)
-    feed: dict[str, Any] = {}
-    for spec in info.inputs:
-        shape = [1 if d == -1 else d for d in spec.shape]
-        dtype = numpy_dtype(spec.datatype)
-        if spec.datatype == "BYTES":
-            values = np.empty(shape, dtype=object)
-            values.fill(b"maas")
-        elif spec.datatype == "BOOL":
-            values = rng.random(shape) < 0.5
-        elif dtype.kind in "iu":
-            values = rng.integers(0, 10, size=shape).astype(dtype)
-        else:
-            values = rng.random(shape).astype(dtype)
-        feed[spec.name] = values
-    try:
-        session = ort.InferenceSession(
-            str(path), session_options(1), providers=["CPUExecutionProvider"]
-        )
-        outputs = session.run([s.name for s in info.outputs], feed)
-    except Exception as exc:  # onnxruntime's exception types are not exported
-        return Check("smoke_test", False, f"random in-range inputs do not run: {exc}")
-    for spec, array in zip(info.outputs, outputs, strict=True):
-        array = np.asarray(array)
-        if array.ndim != len(spec.shape) or any(
-            want != -1 and got != want for got, want in zip(array.shape, spec.shape, strict=True)
-        ):
-            return Check(
-                "smoke_test",
-                False,
-                f"output {spec.name!r} has shape {list(array.shape)}, declared {spec.shape}",
-            )
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            return Check(
-                "smoke_test", False, f"output {spec.name!r} is not finite on random in-range inputs"
-            )
-    return Check("smoke_test", True, "finite outputs of the declared shapes on random inputs")
+def vet_upload(
+    path: Path, seed: int = 0, limits: VerifyLimits | None = None
+) -> tuple[OnnxInfo, Check]:
+    """:func:`maas.onnxfile.inspect_onnx` and :func:`smoke_check` in one bounded child.
+
+    Raises :class:`ModelRefused` when the model itself is refused; the smoke
+    test's verdict is the returned check.
+    """
+    outcome = _smoke_outcome(path, seed, None, limits)
+    if outcome.info is None:
+        raise outcome.refused()
+    return outcome.info, next(c for c in outcome.checks if c.name == "smoke_test")

@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maas.datatypes import v2_from_ort
-from maas.errors import InvalidInput, ModelRefused
+from maas.errors import ModelRefused
+from maas.model_info import OnnxInfo, ResourceUse, TensorSpec, file_sha256
 
 if TYPE_CHECKING:
     import onnx
 
-_CHUNK = 1 << 20
+    from maas.config import VerifyLimits
 
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    """Streamed sha256 and size, so a large model is never held twice in memory."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    datatype: str
-    shape: list[int]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
-
-
-@dataclass(frozen=True)
-class OnnxInfo:
-    sha256: str
-    size: int
-    opset: int | None
-    inputs: list[TensorSpec] = field(default_factory=list)
-    outputs: list[TensorSpec] = field(default_factory=list)
-    producer: str = ""
+#: The data types live in maas.model_info; callers keep importing them from here.
+__all__ = ["OnnxInfo", "ResourceUse", "TensorSpec", "file_sha256", "inspect_onnx"]
 
 
 def _graphs_of_attribute(attribute: onnx.AttributeProto) -> Iterator[onnx.GraphProto]:
@@ -121,44 +92,71 @@ def load_onnx_proto(path: Path, label: str) -> onnx.ModelProto:
     return model
 
 
-def inspect_onnx(path: Path) -> OnnxInfo:
-    """Refuse anything unsafe or broken; return the model's hash, size and signature."""
+def inspect_onnx(path: Path, limits: VerifyLimits | None = None) -> OnnxInfo:
+    """Refuse anything unsafe or broken; return the model's hash, size and signature.
+
+    Bounded: the file size is checked here, everything that reads the model
+    (parse, checker, an onnxruntime session with the serving options, a run on
+    a zero input) happens in a child process under ``limits``
+    (:mod:`maas.model_sandbox`). The result carries what that cost.
+    """
+    from maas.model_sandbox import inspect_bounded
+
+    return inspect_bounded(path, limits)
+
+
+def vet_onnx_file(path: Path, max_nodes: int) -> OnnxInfo:
+    """Refuse what is not a sound, self-contained ONNX file; no signature yet.
+
+    Unbounded by itself: the verification child runs it under its limits.
+    The node count is capped on the wire, before protobuf parses anything.
+    """
     import onnx
-    import onnxruntime as ort
+
+    from maas.onnx_wire import MalformedProtobuf, TooManyNodes, count_nodes
 
     label = str(path)
-    if not path.is_file():
-        raise InvalidInput(f"{label}: no such file")
     sha256, size = file_sha256(path)
     if size == 0:
         raise ModelRefused(f"{label} is empty, not an ONNX model")
+    try:
+        count_nodes(path, max_nodes)
+    except TooManyNodes as exc:
+        raise ModelRefused(f"{label} {exc}; refused before parsing") from exc
+    except MalformedProtobuf as exc:
+        raise ModelRefused(f"{label} is not an ONNX model: {exc}") from exc
     model = load_onnx_proto(path, label)
     refuse_external_data(model, label)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    producer = model.producer_name
+    del model  # the checker and onnxruntime read the file themselves: never hold it twice
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         raise ModelRefused(f"{label} fails the ONNX checker: {_first_line(exc)}") from exc
+    return OnnxInfo(sha256, size, opset, producer=producer)
 
-    options = ort.SessionOptions()
-    # Only proving that it loads: skip the optimisation a serving session does.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
+
+def load_serving_session(path: Path) -> tuple[Any, list[TensorSpec], list[TensorSpec]]:
+    """An onnxruntime session with the serving options (full optimisation), and its signature."""
+    import onnxruntime as ort
+
+    from maas.serving.runtime import session_options
+
+    label = str(path)
     try:
         session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            str(path), session_options(), providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own un-exported exception types
         raise ModelRefused(f"{label} does not load in onnxruntime: {_first_line(exc)}") from exc
-
     inputs = [_spec(arg) for arg in session.get_inputs()]
     outputs = [_spec(arg) for arg in session.get_outputs()]
     if not inputs:
         raise ModelRefused(f"{label} has no inputs")
     if not outputs:
         raise ModelRefused(f"{label} has no outputs")
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    return OnnxInfo(sha256, size, opset, inputs, outputs, model.producer_name)
+    return session, inputs, outputs
 
 
 def _spec(arg: Any) -> TensorSpec:

@@ -45,15 +45,21 @@ class Deployment:
     alias: AliasDoc | None = None
     validation_seconds: float = 0.0
     recorded: bool = True  # False when an earlier record made this a duplicate
+    #: What verifying cost (peak RSS, the session's footprint, load time), measured in
+    #: the bounded child; the manifest is immutable by then, so it lives in the record.
+    resources: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "version": self.version,
             "status": self.status,
             "reason": self.reason,
             "checks": self.checks,
             "at": iso(utc_now()),
         }
+        if self.resources is not None:
+            document["resources"] = self.resources
+        return document
 
 
 @dataclass(frozen=True)
@@ -236,5 +242,7 @@ def _finish(
             name, version, status, why, verification.as_json(), document, verification.seconds
         )
         log.info("deployment of %s:%s %s: %s", name, version, status, why)
+    if verification.peak_rss_bytes:
+        deployment.resources = verification.resources_json()
     deployment.recorded = registry.write_record(key, deployment.as_json())
     return deployment

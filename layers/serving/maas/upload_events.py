@@ -28,9 +28,9 @@ import onnxruntime
 
 from maas import __version__, metrics
 from maas.errors import InvalidInput, MaasError, NotFound
-from maas.model_checks import Check, smoke_check
+from maas.model_checks import Check, vet_upload
 from maas.names import check_name
-from maas.onnxfile import file_sha256, inspect_onnx
+from maas.onnxfile import file_sha256
 from maas.promotion import Deployment, deploy_version, release
 from maas.registry import Registry
 from maas.signature_guard import SignatureMismatch
@@ -169,11 +169,11 @@ class Deployer:
     def _publish_upload(self, path: Path, name: str, relative: str, etag: str) -> Deployment:
         checks: list[dict[str, Any]] = []
         try:
-            info = inspect_onnx(path)
+            # One bounded child vets and smoke-tests it; the publish that follows reuses it.
+            _, smoke = vet_upload(path)
         except MaasError as exc:
             return self._refused(name, Check("model", False, str(exc)), checks)
         checks.append(Check("model", True, "self-contained ONNX that loads").as_json())
-        smoke = smoke_check(path, info)
         if not smoke.passed:
             return self._refused(name, smoke, checks)
         checks.append(smoke.as_json())

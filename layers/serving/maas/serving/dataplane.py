@@ -7,6 +7,7 @@ construction; :meth:`DataPlane.preload` loads ``MAAS_PRELOAD`` explicitly.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -61,7 +62,11 @@ class DataPlane:
         self.rng = rng or random.Random()
         self.aliases = AliasCache(self.registry, config.alias_ttl_seconds, self.telemetry, clock)
         self.models = ModelCache(
-            self.registry, config.cache_dir, config.cache_bytes, self.telemetry
+            self.registry,
+            config.cache_dir,
+            config.cache_bytes,
+            self.telemetry,
+            loader=functools.partial(LoadedModel.load, run_timeout_ms=config.run_timeout_ms),
         )
         self._serving: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()

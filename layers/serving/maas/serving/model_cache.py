@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -157,10 +158,18 @@ class ModelCache:
         future.set_result(model)
         return future
 
+    def _measured_footprint(self, name: str, version: int) -> int | None:
+        """What the deployer's bounded check measured the session to take (one GET
+        per version loaded); None for versions verified before it measured."""
+        record = self.registry.read_record(self.registry.deployment_key(name, version))
+        resources = (record or {}).get("resources") or {}
+        measured = resources.get("footprint_bytes")
+        return int(measured) if isinstance(measured, int | float) else None
+
     def _load(self, name: str, version: int) -> LoadedModel:
         started = time.perf_counter()
         manifest = self.manifest(name, version)
-        footprint = estimate_footprint(manifest)
+        footprint = estimate_footprint(manifest, self._measured_footprint(name, version))
         if footprint > self.budget_bytes:
             raise ModelTooLarge(
                 f"{name}:{version} needs about {footprint / 2**20:.1f} MB, more than the whole "
@@ -168,7 +177,10 @@ class ModelCache:
                 "not loaded"
             )
         path = self._local_file(name, version, manifest)
-        model = self._loader(name, version, manifest, path)
+        # Budget it by what was measured, as the check above did.
+        model = dataclasses.replace(
+            self._loader(name, version, manifest, path), footprint=footprint
+        )
         self.telemetry.model_loaded(name, version, (time.perf_counter() - started) * 1000)
         return model
 

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from maas.documents import Manifest
-from maas.errors import InvalidInput, ServerFault
+from maas.errors import InvalidInput, RunTimedOut, ServerFault
+from maas.serving.watchdog import WATCHDOG
 
 #: Footprint estimate: weights are held by the session and, for MatMul/Gemm,
 #: often once more in prepacked form; activations for large batches come on
@@ -66,10 +67,22 @@ class LoadedModel:
     manifest: Manifest
     session: Any
     footprint: int
+    run_timeout_ms: float = 20_000.0
 
     @classmethod
-    def load(cls, name: str, version: int, manifest: Manifest, path: Path) -> LoadedModel:
+    def load(
+        cls,
+        name: str,
+        version: int,
+        manifest: Manifest,
+        path: Path,
+        run_timeout_ms: float | None = None,
+    ) -> LoadedModel:
+        """``run_timeout_ms`` defaults to ``MAAS_RUN_TIMEOUT_MS``; a data plane that
+        holds a :class:`~maas.config.ServingConfig` passes its ``run_timeout_ms``."""
         import onnxruntime as ort
+
+        from maas.config import run_timeout_ms_from_env
 
         try:
             session = ort.InferenceSession(
@@ -80,7 +93,8 @@ class LoadedModel:
                 f"{name}:{version} does not load in onnxruntime: "
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
             ) from exc
-        return cls(name, version, manifest, session, estimate_footprint(manifest))
+        timeout = run_timeout_ms_from_env() if run_timeout_ms is None else run_timeout_ms
+        return cls(name, version, manifest, session, estimate_footprint(manifest), timeout)
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
@@ -93,20 +107,37 @@ class LoadedModel:
     def run(
         self, feed: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> list[np.ndarray[Any, Any]]:
-        """Run validated inputs. onnxruntime's own complaints become client errors:
-        validation runs first, so what reaches here is a model-specific rule
-        (e.g. a value out of an op's range) that the request still broke."""
+        """Run validated inputs, stopped at ``run_timeout_ms`` (:class:`RunTimedOut`, 503).
+
+        onnxruntime's own complaints become client errors: validation runs
+        first, so what reaches here is a model-specific rule (e.g. a value out
+        of an op's range) that the request still broke."""
+        import onnxruntime as ort
+
+        run_options = ort.RunOptions()
+        armed = WATCHDOG.arm(run_options, self.run_timeout_ms / 1000)
         try:
-            results: list[np.ndarray[Any, Any]] = self.session.run(list(outputs), dict(feed))
+            results: list[np.ndarray[Any, Any]] = self.session.run(
+                list(outputs), dict(feed), run_options
+            )
         except Exception as exc:
+            if armed.fired:
+                raise RunTimedOut(
+                    f"{self.name}:{self.version} did not finish within "
+                    f"{self.run_timeout_ms:g} ms (MAAS_RUN_TIMEOUT_MS); the run was stopped"
+                ) from exc
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             if type(exc).__name__ == "InvalidArgument":
                 raise InvalidInput(
                     f"{self.name}:{self.version} rejected the input: {message}"
                 ) from exc
             raise ServerFault(f"{self.name}:{self.version} failed: {message}") from exc
+        finally:
+            armed.disarm()
         return results
 
 
-def estimate_footprint(manifest: Manifest) -> int:
-    return int(manifest["model"]["size"]) * FOOTPRINT_FACTOR
+def estimate_footprint(manifest: Manifest, measured_bytes: int | None = None) -> int:
+    """Bytes to budget a loaded model by: what verification measured its session
+    take (``Verification.footprint_bytes``), and never less than twice its file."""
+    return max(int(manifest["model"]["size"]) * FOOTPRINT_FACTOR, measured_bytes or 0)
