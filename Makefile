@@ -16,7 +16,7 @@ SAM_STAMP := $(SAM_VENV)/.sam-installed
 SAM := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL SAM_CLI_TELEMETRY=0 \
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM_VENV)/bin/sam
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit fuzz bench clean
 .PHONY: sam-venv validate build-x86_64 build-arm64 check-build
 
 $(STAMP): pyproject.toml
@@ -41,6 +41,13 @@ typecheck: venv
 
 unit: venv
 	$(BIN)/pytest tests/unit -q
+
+# Property-based fuzzing of the inference handler (tests/fuzz) with FUZZ_EXAMPLES
+# generated API Gateway events in all; prints the count and the status codes.
+# Plain `pytest` (so `make test`) runs 2,000 of them.
+FUZZ_EXAMPLES ?= 100000
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q
 
 test: lint typecheck validate build-x86_64 build-arm64
 	MAAS_REQUIRE_BUILDS=1 $(BIN)/pytest
