@@ -59,13 +59,21 @@ def path_for(data: st.DataObject, routes: dict[str, st.SearchStrategy[str]], mod
     return data.draw(routes[model])
 
 
+def mutated_json(
+    data: st.DataObject,
+    documents: dict[str, st.SearchStrategy[Any]],
+    routes: dict[str, st.SearchStrategy[str]],
+) -> tuple[str, bytes]:
+    """A path and a JSON body: a good request for a model, mutated and maybe damaged."""
+    model = data.draw(MODELS)
+    document = data.draw(ev.mutated(documents[model]))
+    return path_for(data, routes, model), data.draw(ev.damaged(ev.dumps(document)))
+
+
 @fuzz_settings(0.3)
 @given(st.data())
 def test_v2_json_requests(harness: Harness, data: st.DataObject) -> None:
-    model = data.draw(MODELS)
-    document = data.draw(ev.mutated(ev.GOOD_V2_BY_MODEL[model]))
-    body = data.draw(ev.damaged(ev.dumps(document)))
-    path = path_for(data, V2_INFER, model)
+    path, body = mutated_json(data, ev.GOOD_V2_BY_MODEL, V2_INFER)
     serve(harness, data.draw(ev.transported("POST", path, body, {})), "v2_json")
 
 
@@ -81,10 +89,7 @@ def test_v2_binary_requests(harness: Harness, data: st.DataObject) -> None:
 @fuzz_settings(0.2)
 @given(st.data())
 def test_tf_serving_requests(harness: Harness, data: st.DataObject) -> None:
-    model = data.draw(MODELS)
-    document = data.draw(ev.mutated(ev.GOOD_TF_BY_MODEL[model]))
-    body = data.draw(ev.damaged(ev.dumps(document)))
-    path = path_for(data, TF_PREDICT, model)
+    path, body = mutated_json(data, ev.GOOD_TF_BY_MODEL, TF_PREDICT)
     serve(harness, data.draw(ev.transported("POST", path, body, {})), "tf_serving")
 
 
