@@ -23,7 +23,7 @@ CHECKOV_VENV ?= .checkov-venv
 CHECKOV_VERSION ?= 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-installed
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit fuzz bench clean
 .PHONY: sam-venv validate build-x86_64 build-arm64 check-build checkov-venv checkov
 
 $(STAMP): pyproject.toml
@@ -48,6 +48,13 @@ typecheck: venv
 
 unit: venv
 	$(BIN)/pytest tests/unit -q
+
+# Property-based fuzzing of the inference handler (tests/fuzz) with FUZZ_EXAMPLES
+# generated API Gateway events in all; prints the count and the status codes.
+# Plain `pytest` (so `make test`) runs 2,000 of them.
+FUZZ_EXAMPLES ?= 100000
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q
 
 test: lint typecheck validate checkov build-x86_64 build-arm64
 	MAAS_REQUIRE_BUILDS=1 $(BIN)/pytest

@@ -66,6 +66,43 @@ def two_heads() -> onnx.ModelProto:
     return model
 
 
+def string_identity() -> onnx.ModelProto:
+    """A string model: ``text`` (BYTES, [-1]) comes back unchanged as ``echo`` and as
+    ``echo_bytes`` (the name TF Serving's convention always answers in base64)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["text"], ["echo"]),
+            helper.make_node("Identity", ["text"], ["echo_bytes"]),
+        ],
+        "string_identity",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, ["batch"])],
+        [
+            helper.make_tensor_value_info("echo", TensorProto.STRING, ["batch"]),
+            helper.make_tensor_value_info("echo_bytes", TensorProto.STRING, ["batch"]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def filled(value: float = 0.0) -> onnx.ModelProto:
+    """``dims`` (INT64, [2]) → ``filled`` (FP32, dims[0] x dims[1], every element ``value``):
+    a few bytes in, an answer as large as the client asks for."""
+    fill = helper.make_tensor("value", TensorProto.FLOAT, [1], [value])
+    graph = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["dims"], ["filled"], value=fill)],
+        "filled",
+        [helper.make_tensor_value_info("dims", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("filled", TensorProto.FLOAT, ["rows", "cols"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def with_external_data(model: onnx.ModelProto, directory: Path) -> Path:
     """Save ``model`` with its weights in a side file (what publish must refuse)."""
     path = directory / "external.onnx"

@@ -154,3 +154,15 @@ def test_accepts_gzip_honours_q_values(accept: str | None, expected: bool) -> No
     from maas.protocol.compression import accepts_gzip
 
     assert accepts_gzip(accept) is expected
+
+
+def test_a_chain_of_more_than_two_codings_is_refused_before_any_decoding() -> None:
+    body = BODY
+    for _ in range(301):
+        body = gzip.compress(body)
+    with pytest.raises(InvalidInput, match="lists 301 codings; at most 2 are accepted"):
+        decompress(body, ", ".join(["gzip"] * 301), LIMIT)
+    with pytest.raises(InvalidInput, match="lists 3 codings"):
+        decompress(BODY, "identity, identity, identity", LIMIT)
+    assert decompress(gzip.compress(gzip.compress(BODY)), "gzip, gzip", LIMIT) == BODY
+    assert decompress(BODY, "identity,, ,", LIMIT) == BODY  # empty list items are not codings

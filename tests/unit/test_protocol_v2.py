@@ -348,10 +348,19 @@ def test_header_length_parsing(value: str | None, expected: int | None) -> None:
     assert parse_header_length(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "-1", "1.5", "abc", "١٢", "0x10"])
+@pytest.mark.parametrize("value", ["", "-1", "1.5", "abc", "١٢", "0x10", "1" * 5000, "9" * 19])
 def test_bad_header_length_is_a_client_error(value: str) -> None:
     with pytest.raises(InvalidInput, match="inference-header-content-length must be"):
         parse_header_length(value)
+
+
+def test_binary_data_size_is_bounded() -> None:
+    body, _ = request_body(
+        {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32",
+                     "parameters": {"binary_data_size": 2**63}}]}
+    )  # fmt: skip
+    with pytest.raises(InvalidInput, match="binary_data_size must be a non-negative integer of"):
+        decode_infer_request(body, len(body))
 
 
 JSON_VALUES = st.recursive(

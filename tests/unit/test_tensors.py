@@ -68,3 +68,41 @@ def test_binary_bytes_elements_are_length_prefixed() -> None:
         tensor_from_bytes("s", "BYTES", [1], (10).to_bytes(4, "little") + b"abc")
     with pytest.raises(InvalidInput, match="needs 2 elements"):
         tensor_from_bytes("s", "BYTES", [2], raw[:6])
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ([9223372036854775808, 0, 1], "is too large"),
+        ([2**40, 2**40, 0], "is too large"),
+        ([2**31, 0], "is too large"),
+        ([1] * 65, "shape has 65 dimensions, over the limit of 64"),
+        ([1] * 64 + [0], "over the limit of 64"),
+        ([10**4300 - 1], "is too large"),
+    ],
+)
+@pytest.mark.parametrize("binary", [False, True])
+def test_shapes_numpy_cannot_take_are_client_errors(
+    shape: list[int], message: str, binary: bool
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        if binary:
+            tensor_from_bytes("x", "FP32", shape, b"")
+        else:
+            tensor_from_data("x", "FP32", shape, [])
+
+
+def test_the_largest_shapes_allowed_still_reach_numpy() -> None:
+    assert tensor_from_data("x", "FP32", [2**31 - 1, 0], []).shape == [2**31 - 1, 0]
+    assert tensor_from_bytes("x", "FP32", [1] * 64, b"\x00" * 4).shape == [1] * 64
+
+
+def test_a_shape_in_an_error_is_cut_short() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        tensor_from_data("x", "FP32", [1.5] * 10_000, [])
+    assert len(str(caught.value)) < 200
+
+
+def test_json_strings_with_lone_surrogates_are_kept_as_bytes_for_the_check() -> None:
+    tensor = tensor_from_data("s", "BYTES", [2], ["ok", "\ud800"])
+    assert tensor.array.tolist() == [b"ok", b"\xed\xa0\x80"]  # refused later, naming "s"

@@ -22,7 +22,8 @@ from maas import __version__
 from maas.config import LAMBDA_PAYLOAD_BYTES
 from maas.errors import InvalidInput, MaasError, PayloadTooLarge
 from maas.names import check_alias, parse_version
-from maas.protocol import compression, tfserving, v2
+from maas.protocol import compression, response_size, tfserving, v2
+from maas.protocol.integers import INT64_MAX, is_decimal, parse_count
 from maas.serving.dataplane import DataPlane
 
 log = logging.getLogger(__name__)
@@ -47,23 +48,30 @@ def version_or_alias(segment: str | None) -> tuple[int | None, str | None]:
     """``/versions/{v}``: an integer version, or (a maas extension) an alias name."""
     if segment is None:
         return None, None
-    if segment.isdigit():
-        return parse_version(segment), None
+    if is_decimal(segment):
+        return path_version(segment), None
     return None, check_alias(segment)
+
+
+def path_version(segment: str) -> int:
+    """A version from a URL segment; its length is bounded before ``int()`` runs."""
+    if is_decimal(segment):
+        return parse_version(parse_count(segment, "version", INT64_MAX))
+    return parse_version(segment[:40])
 
 
 def within_lambda_payload(response: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
     """Lambda fails a synchronous response over 6 MB, and API Gateway then answers a
-    bare 502; answer with a clear client error instead (the request asked for it)."""
+    bare 502; answer with a clear client error instead (the request asked for it).
+
+    Routes refuse oversized answers before encoding them
+    (:mod:`maas.protocol.response_size`); this is the backstop for anything else.
+    """
     limit = LAMBDA_PAYLOAD_BYTES if limit is None else limit
     size = len(response.get("body") or "")
     if size <= limit:
         return response
-    exc = InvalidInput(
-        f"the response would be {size} bytes, over Lambda's {limit}-byte response limit: "
-        "send a smaller batch, request only the outputs you need, ask for binary outputs "
-        "(binary_data_output) or accept gzip"
-    )
+    exc = response_size.too_large(size, limit)
     return {
         "statusCode": exc.status,
         "headers": {"Content-Type": JSON},
@@ -98,7 +106,9 @@ def build_app(
             except (binascii.Error, ValueError):
                 raise InvalidInput("request body is not valid base64") from None
         else:
-            body = raw.encode("utf-8")
+            # A lone surrogate cannot come from UTF-8 text; keep it, and let the JSON
+            # parser refuse the body as not UTF-8 (a 400) instead of failing here.
+            body = raw.encode("utf-8", "surrogatepass")
         if len(body) > body_limit:
             raise PayloadTooLarge(
                 f"request body is {len(body)} bytes, over the limit of {body_limit} "
@@ -114,6 +124,11 @@ def build_app(
 
     def header_length() -> int | None:
         return v2.parse_header_length(header(v2.HEADER_LENGTH))
+
+    def refuse_oversized(size: int, binary: bool, *, at_least: bool) -> None:
+        response_size.check(
+            size, binary=binary, gzip=gzip_ok(), limit=LAMBDA_PAYLOAD_BYTES, at_least=at_least
+        )
 
     # -------------------------------------------------------------- V2 health
     @app.get("/v2/health/live")
@@ -151,9 +166,12 @@ def build_app(
         selection = serving.select(model, version, alias)
         parsed = v2.decode_infer_request(request_body(), header_length())
         result = serving.run(selection, parsed.request)
+        floor, binary = response_size.smallest_body(result.outputs, parsed.binary_outputs)
+        refuse_oversized(floor, binary, at_least=True)
         body, headers = v2.encode_infer_response(result, parsed.binary_outputs)
-        headers[MODEL_VERSION_HEADER] = str(result.model_version)
         content_type = headers.pop("content-type", JSON)
+        refuse_oversized(len(body), content_type != JSON, at_least=False)
+        headers[MODEL_VERSION_HEADER] = str(result.model_version)
         # Powertools re-serialises non-str JSON bodies; binary bodies it base64-encodes.
         payload: str | bytes = body.decode("utf-8") if content_type == JSON else body
         return Response(200, content_type, payload, headers, compress=gzip_ok())
@@ -198,13 +216,11 @@ def build_app(
         selection = serving.select(model, version, alias)
         request, form = tfserving.decode_predict(request_body(), selection.model.inputs)
         result = serving.run(selection, request)
-        response = json_response(
-            200,
-            tfserving.encode_predict(result, form),
-            {MODEL_VERSION_HEADER: str(result.model_version)},
-        )
-        response.compress = gzip_ok()
-        return response
+        refuse_oversized(response_size.smallest_body(result.outputs)[0], False, at_least=True)
+        body = json.dumps(tfserving.encode_predict(result, form), separators=(",", ":"))
+        refuse_oversized(len(body), False, at_least=False)
+        headers = {MODEL_VERSION_HEADER: str(result.model_version)}
+        return Response(200, JSON, body, headers, compress=gzip_ok())
 
     @app.get("/v1/models/<model>")
     def tf_model(model: str) -> HttpResponse:
@@ -212,7 +228,7 @@ def build_app(
 
     @app.get("/v1/models/<model>/versions/<version>")
     def tf_model_version(model: str, version: str) -> HttpResponse:
-        return tf_status(model, parse_version(version), None)
+        return tf_status(model, path_version(version), None)
 
     @app.get("/v1/models/<model>/labels/<label>")
     def tf_model_label(model: str, label: str) -> HttpResponse:
@@ -224,7 +240,7 @@ def build_app(
 
     @app.get("/v1/models/<model>/versions/<version>/metadata")
     def tf_model_version_metadata(model: str, version: str) -> HttpResponse:
-        return tf_metadata(model, parse_version(version), None)
+        return tf_metadata(model, path_version(version), None)
 
     @app.get("/v1/models/<model>/labels/<label>/metadata")
     def tf_model_label_metadata(model: str, label: str) -> HttpResponse:
@@ -236,7 +252,7 @@ def build_app(
 
     @app.post("/v1/models/<model>/versions/<version>:predict", compress=True)
     def tf_model_version_predict(model: str, version: str) -> HttpResponse:
-        return tf_predict(model, parse_version(version), None)
+        return tf_predict(model, path_version(version), None)
 
     @app.post("/v1/models/<model>/labels/<label>:predict", compress=True)
     def tf_model_label_predict(model: str, label: str) -> HttpResponse:

@@ -44,24 +44,59 @@ class InferenceResult:
     id: str | None = None
 
 
-def _check_shape(name: str, shape: Sequence[Any]) -> list[int]:
+#: numpy's limit on dimensions; onnxruntime's tensors have the same.
+MAX_RANK = 64
+#: No request body (6 MB by default) can carry more elements than this, and
+#: every product of dimensions up to it fits an int64, so numpy never overflows.
+MAX_ELEMENTS = 2**31 - 1
+
+
+def check_shape(name: str, shape: Any) -> list[int]:
+    """``shape`` as a list of dimensions, checked before numpy ever sees it.
+
+    numpy fails with ``ValueError`` on a rank over 64 and on dimensions whose
+    product overflows int64, even when one of them is 0 (``[2**40, 2**40, 0]``);
+    those are the client's mistakes, so they are refused here, naming the input.
+    """
     if not isinstance(shape, (list, tuple)) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise InvalidInput(
-            f"input {name!r}: shape must be a list of non-negative integers, got {shape!r}"
+            f"input {name!r}: shape must be a list of non-negative integers, got {shape!r:.80}"
         )
+    if len(shape) > MAX_RANK:
+        raise InvalidInput(
+            f"input {name!r}: shape has {len(shape)} dimensions, over the limit of {MAX_RANK}"
+        )
+    product = 1
+    for dim in shape:
+        product *= dim or 1  # a 0 makes the tensor empty, but numpy still multiplies the rest
+        if product > MAX_ELEMENTS:
+            raise InvalidInput(
+                f"input {name!r}: shape {list(shape)!r:.80} is too large "
+                f"(its dimensions multiply to more than {MAX_ELEMENTS})"
+            )
     return list(shape)
+
+
+def text_bytes(value: str) -> bytes:
+    """A JSON string as the bytes of a BYTES element.
+
+    ``surrogatepass`` keeps a lone surrogate (``"\\ud800"`` is valid JSON) as
+    bytes rather than failing here; those bytes are not UTF-8, so the request
+    check refuses them with a 400 that names the input.
+    """
+    return value.encode("utf-8", "surrogatepass")
 
 
 def tensor_from_data(name: str, datatype: str, shape: Sequence[Any], data: Any) -> Tensor:
     """Build a tensor from JSON data, nested or flat, checking its element count."""
-    dims = _check_shape(name, shape)
+    dims = check_shape(name, shape)
     dtype = numpy_dtype(datatype)
     expected = math.prod(dims)
     if datatype == "BYTES":
         flat = _flatten(name, data)
-        values = [v.encode("utf-8") if isinstance(v, str) else v for v in flat]
+        values = [text_bytes(v) if isinstance(v, str) else v for v in flat]
         if not all(isinstance(v, bytes) for v in values):
             raise InvalidInput(f"input {name!r}: BYTES data must be strings")
         array = np.empty(len(values), dtype=object)
@@ -82,7 +117,7 @@ def tensor_from_data(name: str, datatype: str, shape: Sequence[Any], data: Any) 
 
 def tensor_from_bytes(name: str, datatype: str, shape: Sequence[Any], raw: bytes) -> Tensor:
     """Build a tensor from the binary tensor data extension (little-endian, row-major)."""
-    dims = _check_shape(name, shape)
+    dims = check_shape(name, shape)
     expected = math.prod(dims)
     if datatype == "BYTES":
         values = _split_bytes_elements(name, raw)

@@ -24,6 +24,10 @@ _RAW = -zlib.MAX_WBITS
 _ALIASES = {"x-gzip": "gzip"}
 _SUPPORTED = ("gzip", "deflate", "identity")
 _MAX_GZIP_MEMBERS = 16
+#: No client has a reason to compress more than twice; each layer may
+#: inflate to the full body limit, so a long chain (``gzip, gzip, ...`` 300
+#: times) would cost hundreds of full decompressions.
+MAX_CODINGS = 2
 
 
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
@@ -32,9 +36,14 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
     A list of codings (``gzip, identity``) is undone last-applied first, as
     RFC 9110 orders them.
     """
-    codings = [_coding(c) for c in (content_encoding or "").split(",")]
+    listed = [c for c in (content_encoding or "").split(",") if c.strip()]
+    if len(listed) > MAX_CODINGS:
+        raise InvalidInput(
+            f"Content-Encoding lists {len(listed)} codings; at most {MAX_CODINGS} are accepted"
+        )
+    codings = [_coding(c) for c in listed]
     data = body
-    for coding in reversed([c for c in codings if c not in ("", "identity")]):
+    for coding in reversed([c for c in codings if c != "identity"]):
         if coding == "gzip":
             data = _inflate_gzip(data, max_bytes)
         else:

@@ -40,13 +40,12 @@ from maas.datatypes import numpy_dtype
 from maas.errors import InvalidInput, ServerFault
 from maas.protocol.jsonbody import parse_object
 from maas.protocol.values import bytes_elements, numeric_values, object_array, utf8_or_none
-from maas.tensors import InferenceRequest, InferenceResult, Tensor
+from maas.tensors import MAX_RANK, InferenceRequest, InferenceResult, Tensor, text_bytes
 
 Form = Literal["row", "columnar"]
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
-_MAX_RANK = 32
 
 #: Open Inference Protocol datatype → TensorFlow DataType enum name.
 TF_DTYPES: dict[str, str] = {
@@ -190,8 +189,8 @@ def _shape(name: str, value: Any) -> list[int]:
     probe = value
     while isinstance(probe, list):
         dims.append(len(probe))
-        if len(dims) > _MAX_RANK:
-            raise InvalidInput(f"input {name!r}: lists are nested more than {_MAX_RANK} deep")
+        if len(dims) > MAX_RANK:
+            raise InvalidInput(f"input {name!r}: lists are nested more than {MAX_RANK} deep")
         if not probe:
             break
         probe = probe[0]
@@ -225,7 +224,7 @@ def _bytes_array(name: str, value: Any, rows: bool) -> np.ndarray[Any, Any]:
 
 def _bytes_value(name: str, value: Any) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
+        return text_bytes(value)
     if _is_b64(value):
         text = value["b64"]
         try:

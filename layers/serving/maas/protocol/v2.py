@@ -32,6 +32,7 @@ from typing import Any
 
 from maas.datatypes import V2_DATATYPES, numpy_dtype
 from maas.errors import InvalidInput
+from maas.protocol.integers import INT64_MAX, parse_count
 from maas.protocol.jsonbody import dumps, parse_object
 from maas.protocol.values import (
     binary_bytes_tensor,
@@ -92,10 +93,7 @@ def parse_header_length(value: str | None) -> int | None:
     """The ``inference-header-content-length`` header as an int, None when absent."""
     if value is None:
         return None
-    text = value.strip()
-    if not text.isascii() or not text.isdigit():
-        raise InvalidInput(f"{HEADER_LENGTH} must be a non-negative integer, got {value[:40]!r}")
-    return int(text)
+    return parse_count(value, HEADER_LENGTH)
 
 
 def decode_infer_request(body: bytes, header_length: int | None = None) -> V2Request:
@@ -193,10 +191,10 @@ def _input_spec(index: int, item: Any) -> _InputSpec:
             raise InvalidInput(
                 f"{where} has both 'data' and parameters.binary_data_size; send one of them"
             )
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= INT64_MAX:
             raise InvalidInput(
-                f"{where}: parameters.binary_data_size must be a non-negative integer, "
-                f"got {size!r:.40}"
+                f"{where}: parameters.binary_data_size must be a non-negative integer "
+                f"of at most {INT64_MAX}, got {size!r:.40}"
             )
     elif not has_data:
         if "shared_memory_region" in parameters:

@@ -39,7 +39,7 @@ def validate_inputs(
         if tensor.name in feed:
             raise InvalidInput(f"input {tensor.name!r} is given more than once")
         _check_tensor(tensor, spec, max_batch, nan_policy)
-        feed[tensor.name] = tensor.array
+        feed[tensor.name] = utf8_text(tensor) if tensor.datatype == "BYTES" else tensor.array
     missing = [name for name in expected if name not in feed]
     if missing:
         raise InvalidInput(
@@ -80,6 +80,52 @@ def _check_tensor(
         raise InvalidInput(
             f"input {name!r} contains NaN or Inf (rejected by MAAS_NAN_POLICY=reject)"
         )
+
+
+def utf8_text(tensor: Tensor) -> np.ndarray[Any, Any]:
+    """A BYTES tensor as onnxruntime must receive it: an object array of ``str``.
+
+    onnxruntime's Python API turns a ``bytes`` element into text with ``str()``
+    (``b"hi"`` reaches the model as ``"b'hi'"``) and has no way to take bytes
+    that are not UTF-8, so elements are decoded here, strictly: anything that is
+    not UTF-8 (including a lone surrogate sent as a JSON escape) is refused.
+    """
+    flat = tensor.array.reshape(-1).tolist()
+    texts = np.empty(len(flat), dtype=object)
+    for index, value in enumerate(flat):
+        try:
+            texts[index] = value.decode("utf-8") if isinstance(value, bytes) else _text(value)
+        except (UnicodeError, TypeError) as exc:
+            raise InvalidInput(
+                f"input {tensor.name!r}: element {index} is not valid UTF-8 text "
+                f"({_why_not_text(value, exc)}); onnxruntime takes only UTF-8 strings"
+            ) from None
+    return texts.reshape(tensor.array.shape)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a {type(value).__name__}, not text")
+    value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+    return value
+
+
+def _why_not_text(value: Any, exc: Exception) -> str:
+    if isinstance(exc, TypeError):
+        return str(exc)
+    if isinstance(value, str) or _is_surrogate_text(value):
+        return "it holds a lone surrogate, such as the JSON escape \\ud800"
+    assert isinstance(exc, UnicodeDecodeError)
+    return f"{exc.reason} at byte {exc.start}"
+
+
+def _is_surrogate_text(value: bytes) -> bool:
+    """Bytes that decode only when surrogates are let through: a JSON lone surrogate."""
+    try:
+        value.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def select_outputs(
