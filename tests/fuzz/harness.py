@@ -49,7 +49,7 @@ class Tally:
 
     statuses: Counter[int] = field(default_factory=Counter)
     by_test: Counter[str] = field(default_factory=Counter)
-    started: float = field(default_factory=time.monotonic)
+    started: float | None = None  # when the first event was sent
 
     @property
     def events(self) -> int:
@@ -60,7 +60,7 @@ class Tally:
         tests = ", ".join(f"{name}: {n}" for name, n in sorted(self.by_test.items()))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         return (
-            f"fuzz: {self.events} events in {time.monotonic() - self.started:.0f} s "
+            f"fuzz: {self.events} events in {time.monotonic() - (self.started or 0):.0f} s "
             f"(peak RSS {peak_mb:.0f} MB); status codes {{{histogram}}}; per test {{{tests}}}"
         )
 
@@ -79,6 +79,8 @@ class Harness:
 
     def send(self, event: dict[str, Any], test: str) -> dict[str, Any]:
         """One event through the handler; every property of the answer is checked."""
+        if TALLY.started is None:
+            TALLY.started = time.monotonic()
         response = self.handler(event, LocalContext())
         status = check_well_formed(response)
         TALLY.statuses[status] += 1
