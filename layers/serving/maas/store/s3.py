@@ -31,10 +31,12 @@ def s3_retries() -> _RetryDict:
     mode = os.environ.get("AWS_RETRY_MODE", S3_RETRY_MODE)
     if mode not in ("standard", "adaptive", "legacy"):
         raise InvalidInput(f"AWS_RETRY_MODE={mode!r}: use standard or adaptive")
-    return {
-        "mode": mode,  # type: ignore[typeddict-item]
-        "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", S3_MAX_ATTEMPTS)),
-    }
+    raw = os.environ.get("AWS_MAX_ATTEMPTS") or str(S3_MAX_ATTEMPTS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput(f"AWS_MAX_ATTEMPTS={raw!r} must be a positive integer")
+    # AWS_MAX_ATTEMPTS counts every attempt; Config's "max_attempts" would count
+    # retries only (one attempt more), so the total is passed as botocore names it.
+    return {"mode": mode, "total_max_attempts": int(raw)}  # type: ignore[typeddict-item]
 
 
 def default_s3_client() -> S3Client:
