@@ -90,10 +90,19 @@ class S3Store(Store):
     @contextlib.contextmanager
     def _translate(self, key: str) -> Iterator[None]:
         """Turn botocore's exceptions into the maas hierarchy, in one place."""
+        from boto3.exceptions import RetriesExceededError, S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             yield
+        except RetriesExceededError as exc:
+            # boto3's transfer manager re-tries a download's read timeouts itself,
+            # then wraps the last one in its own class, which is no BotoCoreError.
+            cause = getattr(exc, "last_exception", exc)
+            raise StoreUnavailable(f"registry {self.url} unreachable: {cause}") from exc
+        except S3UploadFailedError as exc:
+            # ... and wraps an upload's ClientError (SlowDown, InternalError, ...).
+            raise StoreUnavailable(f"upload to {self.url}/{key} failed: {exc}") from exc
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
