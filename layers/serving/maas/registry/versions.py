@@ -265,7 +265,14 @@ class Versions:
         """
         taken = [v for v, _ in self._version_keys(name)]
         candidate = max(taken, default=0) + 1
-        claim = {"by": self.actor, "at": iso(self.clock(), micro=True), "pid": os.getpid()}
+        # The id makes each claim's bytes unique, so the store can tell its own
+        # write whose answer was lost from another publisher's claim.
+        claim = {
+            "by": self.actor,
+            "at": iso(self.clock(), micro=True),
+            "pid": os.getpid(),
+            "id": uuid.uuid4().hex,
+        }
         for _ in range(self.claim_attempts):
             try:
                 self.store.put(

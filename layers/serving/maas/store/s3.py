@@ -170,7 +170,34 @@ class S3Store(Store):
         except NotFound as exc:
             # S3 answers If-Match on an absent key with 404: the swap did not apply.
             raise PreconditionFailed(str(exc)) from exc
+        except PreconditionFailed as exc:
+            etag = self._own_write(key, data, exc)
+            if etag is None:
+                raise
+            return etag
         return response["ETag"]
+
+    def _own_write(self, key: str, data: bytes, refused: PreconditionFailed) -> str | None:
+        """The ETag of ``data`` at ``key`` when a conditional write was refused only
+        because an earlier attempt of the same call applied it.
+
+        A timeout can strike after S3 wrote the object; botocore then retries the
+        same conditional PUT, which S3 refuses (412). A refusal on a retry that
+        finds exactly our bytes is our own write: what maas writes conditionally
+        carries a time or a random id, so other bytes than ours would differ.
+        """
+        from botocore.exceptions import ClientError
+
+        cause = refused.__cause__
+        if not isinstance(cause, ClientError):
+            return None
+        if not cause.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            return None
+        try:
+            current = self.get(key)
+        except NotFound:
+            return None
+        return current.etag if current.data == data else None
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
