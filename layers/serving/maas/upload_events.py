@@ -32,13 +32,14 @@ from maas.model_checks import Check, vet_upload
 from maas.names import check_name
 from maas.onnxfile import file_sha256
 from maas.promotion import Deployment, deploy_version, release
-from maas.registry import Registry
+from maas.registry import Registry, version_number
 from maas.signature_guard import SignatureMismatch
 
 log = logging.getLogger(__name__)
 
-MANIFEST_KEY = re.compile(r"^models/(?P<name>[^/]+)/versions/(?P<version>[0-9]+)/manifest\.json$")
-INCOMING_KEY = re.compile(r"^incoming/(?P<name>[^/]+)/(?P<file>[^/]+\.onnx)$")
+# Matched with fullmatch: `$` would also accept a trailing newline.
+MANIFEST_KEY = re.compile(r"models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)/manifest\.json")
+INCOMING_KEY = re.compile(r"incoming/(?P<name>[^/]+)/(?P<file>[^/]+\.onnx)")
 
 
 @dataclass(frozen=True)
@@ -71,22 +72,31 @@ class Deployer:
         self.telemetry = telemetry or metrics.Telemetry()
 
     # ------------------------------------------------------------ events
-    def handle_event(self, event: dict[str, Any]) -> list[Outcome]:
+    def handle_event(self, event: Any) -> list[Outcome]:
+        """One outcome per record. The runtime passes whatever JSON it was sent:
+        anything that is not an S3 notification is one ignored outcome."""
+        records = event.get("Records") if isinstance(event, dict) else None
+        if not isinstance(records, list):
+            return [self._ignored("", "not an S3 event notification: no Records list")]
         outcomes = []
-        for record in event.get("Records", []):
-            s3 = record.get("s3", {})
-            bucket = s3.get("bucket", {}).get("name", "")
-            key = unquote_plus(s3.get("object", {}).get("key", ""))
-            outcomes.append(self.on_object(bucket, key))
+        for record in records:
+            found = created_object(record)
+            if isinstance(found, str):
+                outcomes.append(self._ignored("", found))
+            else:
+                outcomes.append(self.on_object(*found))
         return outcomes
 
     def on_object(self, bucket: str, key: str) -> Outcome:
         relative = self.registry.key_for_event(bucket, key)
         if relative is None:
             return self._ignored(key, "not under this registry")
-        if match := MANIFEST_KEY.match(relative):
-            return self.on_manifest(key, match["name"], int(match["version"]))
-        if match := INCOMING_KEY.match(relative):
+        if match := MANIFEST_KEY.fullmatch(relative):
+            version = version_number(match["version"])
+            if version is None:
+                return self._ignored(key, "its version is not a version number")
+            return self.on_manifest(key, match["name"], version)
+        if match := INCOMING_KEY.fullmatch(relative):
             return self.on_incoming(key, relative, match["name"])
         return self._ignored(
             key,
@@ -218,3 +228,20 @@ class Deployer:
             if upload.get("etag") == etag:
                 return version
         return None
+
+
+def created_object(record: Any) -> tuple[str, str] | str:
+    """The bucket and URL-decoded key of an ObjectCreated record, or why it has none."""
+    if not isinstance(record, dict):
+        return "not an S3 event record"
+    event_name = record.get("eventName")
+    if not isinstance(event_name, str) or not event_name.startswith("ObjectCreated:"):
+        return f"not an ObjectCreated event: {str(event_name)[:40]!r}"
+    s3 = record.get("s3")
+    bucket = s3.get("bucket") if isinstance(s3, dict) else None
+    found = s3.get("object") if isinstance(s3, dict) else None
+    name = bucket.get("name") if isinstance(bucket, dict) else None
+    key = found.get("key") if isinstance(found, dict) else None
+    if not isinstance(name, str) or not isinstance(key, str) or not key:
+        return "no s3.bucket.name or s3.object.key string"
+    return name, unquote_plus(key)

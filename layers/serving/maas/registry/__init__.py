@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from maas.registry.aliases import DEFAULT_ALIAS, Aliases, VersionArchived, alias_not_found
 from maas.registry.deployments import Deployments
-from maas.registry.versions import Published, default_actor, encode_json
+from maas.registry.versions import Published, default_actor, encode_json, version_number
 from maas.store import open_store, registry_url
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "default_actor",
     "encode_json",
     "open_registry",
+    "version_number",
 ]
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -53,6 +54,17 @@ def default_actor() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+#: How a version is spelled in a key: ASCII decimal, no sign, no leading zero, and
+#: short enough for int() (which refuses over 4,300 digits) and any real registry.
+VERSION_SPELLING = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def version_number(text: str) -> int | None:
+    """The version a key segment names, or ``None`` when it names none: ``01``,
+    ``²`` or 5,000 digits are stray objects, not versions."""
+    return int(text) if VERSION_SPELLING.fullmatch(text) else None
 
 
 @dataclass(frozen=True)
@@ -120,8 +132,9 @@ class Versions:
         found = []
         for key in self.store.list_keys(prefix):
             number, _, leaf = key[len(prefix) :].partition("/")
-            if number.isdigit() and leaf:
-                found.append((int(number), leaf))
+            version = version_number(number)
+            if version is not None and leaf:
+                found.append((version, leaf))
         return found
 
     def list_versions(self, name: str) -> list[int]:
@@ -268,7 +281,14 @@ class Versions:
         """
         taken = [v for v, _ in self._version_keys(name)]
         candidate = max(taken, default=0) + 1
-        claim = {"by": self.actor, "at": iso(self.clock(), micro=True), "pid": os.getpid()}
+        # The id makes each claim's bytes unique, so the store can tell its own
+        # write whose answer was lost from another publisher's claim.
+        claim = {
+            "by": self.actor,
+            "at": iso(self.clock(), micro=True),
+            "pid": os.getpid(),
+            "id": uuid.uuid4().hex,
+        }
         for _ in range(self.claim_attempts):
             try:
                 self.store.put(

@@ -32,10 +32,12 @@ def s3_retries() -> _RetryDict:
     mode = os.environ.get("AWS_RETRY_MODE", S3_RETRY_MODE)
     if mode not in ("standard", "adaptive", "legacy"):
         raise InvalidInput(f"AWS_RETRY_MODE={mode!r}: use standard or adaptive")
-    return {
-        "mode": mode,  # type: ignore[typeddict-item]
-        "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", S3_MAX_ATTEMPTS)),
-    }
+    raw = os.environ.get("AWS_MAX_ATTEMPTS") or str(S3_MAX_ATTEMPTS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput(f"AWS_MAX_ATTEMPTS={raw!r} must be a positive integer")
+    # AWS_MAX_ATTEMPTS counts every attempt; Config's "max_attempts" would count
+    # retries only (one attempt more), so the total is passed as botocore names it.
+    return {"mode": mode, "total_max_attempts": int(raw)}  # type: ignore[typeddict-item]
 
 
 def default_s3_client() -> S3Client:
@@ -89,10 +91,19 @@ class S3Store(Store):
     @contextlib.contextmanager
     def _translate(self, key: str) -> Iterator[None]:
         """Turn botocore's exceptions into the maas hierarchy, in one place."""
+        from boto3.exceptions import RetriesExceededError, S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             yield
+        except RetriesExceededError as exc:
+            # boto3's transfer manager re-tries a download's read timeouts itself,
+            # then wraps the last one in its own class, which is no BotoCoreError.
+            cause = getattr(exc, "last_exception", exc)
+            raise StoreUnavailable(f"registry {self.url} unreachable: {cause}") from exc
+        except S3UploadFailedError as exc:
+            # ... and wraps an upload's ClientError (SlowDown, InternalError, ...).
+            raise StoreUnavailable(f"upload to {self.url}/{key} failed: {exc}") from exc
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
@@ -160,7 +171,34 @@ class S3Store(Store):
         except NotFound as exc:
             # S3 answers If-Match on an absent key with 404: the swap did not apply.
             raise PreconditionFailed(str(exc)) from exc
+        except PreconditionFailed as exc:
+            etag = self._own_write(key, data, exc)
+            if etag is None:
+                raise
+            return etag
         return response["ETag"]
+
+    def _own_write(self, key: str, data: bytes, refused: PreconditionFailed) -> str | None:
+        """The ETag of ``data`` at ``key`` when a conditional write was refused only
+        because an earlier attempt of the same call applied it.
+
+        A timeout can strike after S3 wrote the object; botocore then retries the
+        same conditional PUT, which S3 refuses (412). A refusal on a retry that
+        finds exactly our bytes is our own write: what maas writes conditionally
+        carries a time or a random id, so other bytes than ours would differ.
+        """
+        from botocore.exceptions import ClientError
+
+        cause = refused.__cause__
+        if not isinstance(cause, ClientError):
+            return None
+        if not cause.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            return None
+        try:
+            current = self.get(key)
+        except NotFound:
+            return None
+        return current.etag if current.data == data else None
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
