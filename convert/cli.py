@@ -151,6 +151,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="move the alias even to a version whose signature differs (recorded as forced)",
     )
     convert.add_argument(
+        "--input-names",
+        type=lambda text: _names(text, "--input-names"),
+        metavar="A[,B]",
+        help="rename the ONNX graph's inputs, in order (one signature across source formats)",
+    )
+    convert.add_argument(
+        "--output-names",
+        type=lambda text: _names(text, "--output-names"),
+        metavar="Y[,Z]",
+        help="rename the ONNX graph's outputs, in order",
+    )
+    convert.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
@@ -210,6 +222,12 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str, flag: str) -> list[str]:
+    from .io_names import parse_names
+
+    return parse_names(text, flag)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
@@ -236,6 +254,8 @@ def run_convert(args: argparse.Namespace) -> int:
         registry=args.registry,
         out=args.out,
         force=args.force,
+        input_names=args.input_names,
+        output_names=args.output_names,
     )
     result = convert_model(options, Reporter.for_cli(args.json))
     if args.json:

@@ -24,7 +24,7 @@ from maas.promotion import Release, release, signature_refusal
 from maas.registry import Registry
 from maas.signature_guard import SignatureMismatch
 
-from . import optimize
+from . import io_names, optimize
 from .data import Dataset, bind, generated, read_npz
 from .lineage import git_commit, library_versions
 from .progress import Reporter
@@ -82,6 +82,9 @@ class ConvertOptions:
     out: Path | None = None
     #: Move --alias even across a signature change.
     force: bool = False
+    #: Rename the graph's inputs / outputs (``--input-names`` / ``--output-names``).
+    input_names: list[str] | None = None
+    output_names: list[str] | None = None
 
     def check(self) -> None:
         """Refuse bad flags before any work is done."""
@@ -217,6 +220,12 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
         if raw_calib is not None and options.calib_data
         else None
     )
+    renames = io_names.mapping_for(
+        [s.name for s in source.inputs],
+        [s.name for s in source.outputs],
+        options.input_names,
+        options.output_names,
+    )
     with reporter.step(f"computing reference outputs on {len(evaluation)} samples"):
         reference = source.predict(evaluation.feeds)
     _check_labels(source, evaluation, reference)
@@ -253,6 +262,10 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
         for precision in order:
             gate(measured[precision], source_accuracy, options.max_accuracy_drop, measured["fp32"])
         rows = [measured[p] for p in order]
+        if renames:
+            for row in rows:
+                io_names.rename_file(row.path, renames)
+            evaluation, reference = io_names.renamed_data(evaluation, reference, renames)
 
         if options.out is not None:
             options.out.mkdir(parents=True, exist_ok=True)

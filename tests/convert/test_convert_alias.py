@@ -12,6 +12,7 @@ import pytest
 from maas import promotion
 from maas.promotion import Deployment, release
 from maas.registry import Registry, open_registry
+from maas.store import LocalStore
 from tests.convert.conftest import run_cli
 from tests.convert.models import keras_mlp
 
@@ -112,3 +113,31 @@ def test_a_refused_deployment_exits_5_and_moves_nothing(
     report = outcome.json()[0]["alias"]
     assert report["status"] == "failed" and report["reason"].startswith("integrity: ")
     assert open_registry(str(root)).list_aliases("m") == {}
+
+
+def test_the_signature_guard_and_renaming_the_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support import onnx_models
+
+    root = tmp_path / "reg"
+    registry = Registry(LocalStore(root))
+    digits = onnx_models.save(onnx_models.digits_mlp(), tmp_path / "d.onnx")
+    release(registry, digits, "m", alias="production")  # input -> probabilities
+    named = tmp_path / "named.keras"
+    keras_mlp(named, hidden=(16,), seed=4, output_name="digit")
+
+    refused = convert(named, root)
+    assert refused.code == 2 and "would change the signature" in refused.err
+    assert "outputs are named ['probabilities'], not ['digit']" in refused.err
+    assert registry.list_versions("m") == [1]  # refused before any variant is written
+
+    renamed = convert(named, root, "--output-names", "probabilities", "--json")
+    assert renamed.code == 0, renamed.err
+    row = renamed.json()[0]
+    assert row["alias"]["status"] == "moved"
+    manifest = registry.get_manifest("m", row["version"])
+    assert [o["name"] for o in manifest["outputs"]] == ["probabilities"]
+    assert set(manifest["golden_samples"][0]["outputs"]) == {"probabilities"}
+    bad = convert(named, root, "--output-names", "a,b")
+    assert bad.code == 2 and "--output-names gives 2 names; the model has 1" in bad.err

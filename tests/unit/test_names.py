@@ -63,3 +63,11 @@ def test_model_references_parse_all_three_forms() -> None:
         ModelRef.parse("digits:three")
     with pytest.raises(InvalidInput):
         ModelRef.parse("../x@prod")
+
+
+def test_a_huge_version_is_invalid_input_not_a_crash() -> None:
+    from maas.cli import main
+
+    with pytest.raises(InvalidInput, match="invalid version '1111"):
+        parse_version("1" * 5000)
+    assert main(["models", "show", "m:" + "9" * 5000]) == 2

@@ -45,10 +45,11 @@ def parse_version(text: str | int) -> int:
     """A version is a positive integer; accept it as text (from a URL or CLI)."""
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
-    elif isinstance(text, str) and text.isascii() and text.isdigit():
-        value = int(text)
+    elif isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 18:
+        value = int(text)  # 18 digits: within int64, and far from Python's 4,300-digit limit
     else:
-        raise InvalidInput(f"invalid version {text!r}: versions are positive integers")
+        shown = text if not isinstance(text, str) or len(text) <= 40 else text[:40] + "..."
+        raise InvalidInput(f"invalid version {shown!r}: versions are positive integers")
     if value < 1:
         raise InvalidInput(f"invalid version {text!r}: versions are positive integers")
     return value
