@@ -312,7 +312,7 @@ def report_table(
     rows: Sequence[Row], source_accuracy: float | None, chosen: Row | None = None
 ) -> str:
     """The human report: one line per variant (``*`` marks the one --alias takes),
-    then one line per refusal, then what the columns mean."""
+    then what the columns mean, then one line per refusal."""
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.2%}"
@@ -332,10 +332,10 @@ def report_table(
             f"{'passed' if r.passed else 'REFUSED':<7} {'-' if r.version is None else r.version}"
         )
     lines.append(f"source accuracy: {pct(source_accuracy)}")
-    lines += [f"{r.precision} refused: {r.reason}" for r in rows if not r.passed]
     lines += TABLE_FOOTER
     if chosen is not None:
         lines.append(f"* the variant the alias points at ({chosen.precision})")
+    lines += [f"{r.precision} refused: {r.reason}" for r in rows if not r.passed]
     return "\n".join(lines)
 
 
