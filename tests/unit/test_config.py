@@ -71,3 +71,10 @@ def test_bad_values_fail_at_start_naming_the_variable(env: dict[str, str], messa
 
 def test_preload_ignores_blanks() -> None:
     assert parse_preload(" , digits ,") == (ModelRef("digits"),)
+
+
+def test_the_default_cache_dir_is_per_user() -> None:
+    import os
+
+    assert ServingConfig().cache_dir.name == f"maas-models-{os.geteuid()}"
+    assert ServingConfig.from_env({}).cache_dir == ServingConfig().cache_dir

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -88,6 +90,34 @@ def openapi_document() -> dict[str, Any]:
     text = resources.files("maas").joinpath("openapi.json").read_text("utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
+
+
+@functools.cache
+def _documented_paths() -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each documented path as a regular expression (its parameters' own patterns),
+    with the methods it has; the document is the one list of routes (a test proves it)."""
+    compiled = []
+    for template, item in openapi_document()["paths"].items():
+        regex = re.escape(template)
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    pattern = parameter["schema"].get("pattern", "^[^/]+$")
+                    regex = regex.replace(
+                        re.escape(f"{{{parameter['name']}}}"),
+                        f"(?:{pattern.removeprefix('^').removesuffix('$')})",
+                    )
+        compiled.append((re.compile(regex), sorted(method.upper() for method in item)))
+    return compiled
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods documented for ``path``; empty when no route has it."""
+    allowed = set()
+    for regex, methods in _documented_paths():
+        if regex.fullmatch(path):
+            allowed.update(methods)
+    return sorted(allowed)
 
 
 def build_app(
@@ -269,6 +299,16 @@ def build_app(
     @app.not_found
     def handle_not_found(exc: Exception) -> HttpResponse:
         event = app.current_event
+        allowed = allowed_methods(event.path)
+        if allowed:
+            return json_response(
+                405,
+                {
+                    "error": f"{event.http_method} is not allowed on {event.path}; "
+                    f"it takes {', '.join(allowed)}"
+                },
+                {"Allow": ", ".join(allowed)},
+            )
         return json_response(404, {"error": f"no route for {event.http_method} {event.path}"})
 
     @app.exception_handler(Exception)

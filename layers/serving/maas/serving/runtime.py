@@ -68,12 +68,16 @@ class LoadedModel:
     footprint: int
 
     @classmethod
-    def load(cls, name: str, version: int, manifest: Manifest, path: Path) -> LoadedModel:
+    def load(cls, name: str, version: int, manifest: Manifest, model: bytes | Path) -> LoadedModel:
+        """A session over ``model``: the verified bytes themselves (what serving
+        passes, so the file cannot change between its check and the load), or a path."""
         import onnxruntime as ort
 
         try:
             session = ort.InferenceSession(
-                str(path), session_options(), providers=["CPUExecutionProvider"]
+                model if isinstance(model, bytes) else str(model),
+                session_options(),
+                providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime's own exception types are not exported
             raise ServerFault(
