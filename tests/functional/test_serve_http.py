@@ -371,3 +371,50 @@ def test_a_hanging_model_does_not_block_other_models_or_liveness(
     assert answered_in < 2.0
     slow.join(timeout=60)
     assert slow_result and slow_result[0][0] == 200
+
+
+def test_concurrent_requests_each_see_their_own_event(
+    server: LocalApiServer, slow_model: Path
+) -> None:
+    """Powertools keeps the event being handled on a class attribute shared by every
+    resolver: a request that read its headers after another one had started saw the
+    other's (here: its accept-encoding, read after the run to decide on gzip)."""
+    slow_body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "n",
+                    "shape": [1],
+                    "datatype": "INT64",
+                    "data": [_trips_for(slow_model, 1.5)],
+                }
+            ]
+        }
+    ).encode()
+    connection = http.client.HTTPConnection(*address(server), timeout=30)
+    connection.request("GET", "/v2/models/slow/ready")
+    assert connection.getresponse().status == 200
+    connection.close()
+
+    answers: list[tuple[int, str | None]] = []
+
+    def slow_gzip() -> None:
+        slow = http.client.HTTPConnection(*address(server), timeout=60)
+        slow.request(
+            "POST",
+            "/v2/models/slow/infer",
+            slow_body,
+            {"content-type": "application/json", "accept-encoding": "gzip"},
+        )
+        response = slow.getresponse()
+        response.read()
+        answers.append((response.status, response.getheader("content-encoding")))
+        slow.close()
+
+    thread = threading.Thread(target=slow_gzip)
+    thread.start()
+    time.sleep(0.3)
+    status, _ = _post(server, "/v2/models/digits/infer", DIGITS_BODY)  # no accept-encoding
+    assert status == 200 and thread.is_alive()
+    thread.join(timeout=60)
+    assert answers == [(200, "gzip")]
