@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(temp)
         with ServeProcess(small_registry(root), root / "serve") as server:
             command = [
-                str(args.st),
+                str(args.st.resolve()),
                 "--config-file",
                 str(CONFIG),
                 "run",
