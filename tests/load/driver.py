@@ -255,7 +255,21 @@ def run_load(spec: LoadSpec, workdir: Path | None = None) -> LoadReport:
             ):
                 if _get(address, path) != 200:
                     raise RuntimeError(f"GET {path} failed; see {server.log}")
-            return _measure(spec, server, address, registry, expected)
+            report = _measure(spec, server, address, registry, expected)
+        report.problems += _output_problems(server.log)
+        return report
+
+
+def _output_problems(log: Path) -> list[str]:
+    """Every line `maas serve` printed (access log, EMF metrics) must be one JSON
+    document: concurrent invocations must not interleave their output."""
+    broken = 0
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            broken += 1
+    return [f"{broken} lines of the server's output are not one JSON document"] if broken else []
 
 
 def _measure(

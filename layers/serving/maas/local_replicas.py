@@ -14,17 +14,21 @@ with its own resolver and its own metric set) from a pool that grows to the
 highest concurrency seen. The replicas share the DataPlane, whose alias and
 model caches are thread-safe, so every model is loaded once. Per-request
 metrics recorded by the shared DataPlane go to the metric set of the replica
-running on the calling thread.
+running on the calling thread. And since Powertools prints each metric set
+with ``print()`` (its text, then the newline: two writes), stdout is made to
+write whole lines, so concurrent records never interleave.
 """
 
 from __future__ import annotations
 
+import io
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -70,6 +74,46 @@ class RoutedTelemetry(Telemetry):
             self._bound.metrics = None
 
 
+class WholeLines(io.TextIOBase):
+    """A text stream that passes on only whole lines, each in one write: what one
+    thread has written so far of a line waits (per thread) for its newline."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+        self._partial = threading.local()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        lines, newline, rest = (getattr(self._partial, "text", "") + text).rpartition("\n")
+        self._partial.text = rest
+        if newline:
+            with self._lock:
+                self.target.write(lines + newline)
+        return len(text)
+
+    def flush(self) -> None:
+        rest, self._partial.text = getattr(self._partial, "text", ""), ""
+        with self._lock:
+            if rest:
+                self.target.write(rest)
+            self.target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.target.encoding
+
+
+def print_whole_lines() -> None:
+    if not isinstance(sys.stdout, WholeLines):
+        sys.stdout = WholeLines(sys.stdout)
+
+
 @dataclass(frozen=True)
 class _Replica:
     handler: InferenceHandler
@@ -89,6 +133,7 @@ class Replicas:
         self.logger = Logger(service="maas")
         self._idle: queue.SimpleQueue[_Replica] = queue.SimpleQueue()
         self._building = threading.Lock()
+        print_whole_lines()
 
     def _replica(self) -> _Replica:
         try:
