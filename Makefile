@@ -69,19 +69,21 @@ build-x86_64 build-arm64: build-%: venv sam-venv
 
 check-build: build-x86_64 build-arm64
 
-$(SAM_STAMP): | $(STAMP)
-	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+# A tool that pins packages of its own, in its own venv: $(call tool-venv,DIR,REQUIREMENT)
+define tool-venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet '$(2)'
 	touch $@
+endef
+
+$(SAM_STAMP): | $(STAMP)
+	$(call tool-venv,$(SAM_VENV),aws-sam-cli==$(SAM_CLI_VERSION))
 
 sam-venv: $(SAM_STAMP)
 
 $(ST_STAMP): | $(STAMP)
-	test -x $(ST_VENV)/bin/python || $(PYTHON) -m venv $(ST_VENV)
-	$(ST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(ST_VENV)/bin/python -m pip install --quiet 'schemathesis==$(SCHEMATHESIS_VERSION)'
-	touch $@
+	$(call tool-venv,$(ST_VENV),schemathesis==$(SCHEMATHESIS_VERSION))
 
 schemathesis-venv: $(ST_STAMP)
 
