@@ -418,3 +418,29 @@ def test_concurrent_requests_each_see_their_own_event(
     assert status == 200 and thread.is_alive()
     thread.join(timeout=60)
     assert answers == [(200, "gzip")]
+
+
+def test_a_handler_that_fails_gets_a_json_500_and_the_server_goes_on() -> None:
+    calls: list[str] = []
+
+    def failing(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(event["rawPath"])
+        if event["rawPath"] == "/boom":
+            raise RuntimeError("a bug in the handler")
+        return {"statusCode": 204, "headers": {}, "body": ""}
+
+    server = LocalApiServer(("127.0.0.1", 0), failing, timeout_seconds=1.0)
+    server.start_background()
+    try:
+        connection = http.client.HTTPConnection(*address(server), timeout=10)
+        connection.request("GET", "/boom")
+        response = connection.getresponse()
+        assert response.status == 500 and response.getheader("content-type") == "application/json"
+        assert json.loads(response.read()) == {"error": "internal server error"}
+        connection.request("GET", "/fine")  # the same connection is still good
+        assert connection.getresponse().status == 204
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert calls == ["/boom", "/fine"]

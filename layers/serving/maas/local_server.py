@@ -220,18 +220,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
         elif self.request_version == "HTTP/1.0":
             lines.append("connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        self.wfile.write(head if self.command == "HEAD" else head + payload)
+        try:
+            self.wfile.write(head if self.command == "HEAD" else head + payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client left without its answer
+
+    def _read_body(self) -> bytes:
+        try:
+            reader = BodyReader(self.rfile, keep=self.server.max_body_bytes + 1)
+            return reader.read(body_length(self.headers))
+        except TimeoutError:
+            raise RequestTimeout(
+                f"timed out after {self.server.timeout_seconds:g} s waiting for the request body"
+            ) from None
 
     def _handle(self) -> None:
         try:
-            reader = BodyReader(self.rfile, keep=self.server.max_body_bytes + 1)
-            body = reader.read(body_length(self.headers))
-        except TimeoutError:
-            error: MaasError = RequestTimeout(
-                f"timed out after {self.server.timeout_seconds:g} s waiting for the request body"
-            )
-            self._refuse(error.status, str(error))
-            return
+            body = self._read_body()
         except MaasError as exc:
             self._refuse(exc.status, str(exc))
             return
@@ -241,7 +246,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             response = self.server.invoke(event, LocalContext())
         except Exception:
-            # What API Gateway answers when the function itself fails.
+            # A failing function: API Gateway answers 500 too (here in the API's error shape).
             log.exception("the handler failed")
             self._send(500, [("content-type", JSON)], b'{"error":"internal server error"}')
             return
