@@ -50,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One worker: with several, CPython 3.11.7's ast.parse (hypothesis calls it to
     # describe lambdas) can fail with "AST constructor recursion depth mismatch".
     parser.add_argument("--workers", default="1")
+    parser.add_argument("--keep", type=Path, help="work (registry, server log) here; kept")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="maas-contract-") as temp:
-        root = Path(temp)
+        root = args.keep or Path(temp)
         with ServeProcess(small_registry(root), root / "serve") as server:
             command = [
                 str(args.st.resolve()),
