@@ -300,6 +300,10 @@ def test_a_method_the_server_does_not_route_gets_json(server: LocalApiServer, me
         ("POST", "/v2/models/digits", "GET"),
         ("GET", "/v2/models/digits/infer", "POST"),
         ("PUT", "/v1/models/digits:predict", "POST"),
+        # Powertools would route these to the GET status routes, as model "digits:predict"
+        # and version "1:predict" (a 400): the document says they are POST's paths.
+        ("GET", "/v1/models/digits:predict", "POST"),
+        ("GET", "/v1/models/digits/versions/1:predict", "POST"),
         ("PATCH", "/v1/models/digits/labels/production", "GET"),
     ],
 )
