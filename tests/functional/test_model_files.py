@@ -137,3 +137,13 @@ def test_a_cached_file_that_fails_its_check_is_downloaded_again(
         served.run({"input": X}, ["probabilities"])[0], probabilities(onnx_model)
     )
     assert cached.read_bytes() == onnx_model.read_bytes()
+
+
+def test_a_cache_dir_removed_while_serving_is_made_again(
+    registry: Registry, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    cache = ModelCache(registry, cache_dir, 2**30)
+    cache_dir.rmdir()  # e.g. a /tmp cleaner
+    assert cache.get("digits", 1).version == 1
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700

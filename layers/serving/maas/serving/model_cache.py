@@ -214,7 +214,8 @@ class ModelCache:
     def _model_bytes(self, name: str, version: int, manifest: Manifest) -> bytes:
         """The model's bytes, read once from the cache file and verified in memory."""
         sha256, size = manifest["model"]["sha256"], manifest["model"]["size"]
-        path = self.cache_dir / f"{sha256}.onnx"
+        # Again at each load (they are rare): /tmp cleaners may have removed it since.
+        path = private_directory(self.cache_dir) / f"{sha256}.onnx"
         with contextlib.suppress(FileNotFoundError):
             data = path.read_bytes()
             if verified(data, sha256, size):
