@@ -26,6 +26,14 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-installed
 .PHONY: venv demo test lint typecheck unit fuzz bench clean
 .PHONY: sam-venv validate build-x86_64 build-arm64 check-build checkov-venv checkov
 
+# schemathesis, too, pins packages that conflict with .venv's: its own venv.
+ST_VENV ?= .schemathesis-venv
+SCHEMATHESIS_VERSION ?= 4.32.5
+ST_STAMP := $(ST_VENV)/.schemathesis-installed
+FUZZ_API_EXAMPLES ?= 1000
+
+.PHONY: schemathesis-venv schemathesis fuzz-api load
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "maas needs Python >= 3.11; found " + sys.version.split()[0] + " (set PYTHON=...)")'
 	@# Debian's system Python ships venv/ensurepip separately.
@@ -56,7 +64,7 @@ FUZZ_EXAMPLES ?= 100000
 fuzz: venv
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q
 
-test: lint typecheck validate checkov build-x86_64 build-arm64
+test: lint typecheck validate checkov build-x86_64 build-arm64 schemathesis
 	MAAS_REQUIRE_BUILDS=1 $(BIN)/pytest
 
 # template.yaml: SAM's own lint, then cfn-lint from .venv (the version pinned there).
@@ -98,6 +106,28 @@ $(CHECKOV_STAMP): | $(STAMP)
 	$(call tool-venv,$(CHECKOV_VENV),checkov==$(CHECKOV_VERSION))
 
 checkov-venv: $(CHECKOV_STAMP)
+
+$(ST_STAMP): | $(STAMP)
+	$(call tool-venv,$(ST_VENV),schemathesis==$(SCHEMATHESIS_VERSION))
+
+schemathesis-venv: $(ST_STAMP)
+
+# schemathesis against `maas serve` on a small registry of real models, from the
+# /openapi.json it serves: every response (errors included) must conform to the
+# document, valid requests be accepted, invalid ones refused, undocumented methods
+# get 405 + Allow. Bounded here (part of `make test`); fuzz-api is the long run.
+schemathesis: venv schemathesis-venv
+	$(BIN)/python -m tests.contract --st $(ST_VENV)/bin/st --max-examples 50
+
+fuzz-api: venv schemathesis-venv
+	$(BIN)/python -m tests.contract --st $(ST_VENV)/bin/st \
+		--max-examples $(FUZZ_API_EXAMPLES) --seed $$(date +%s)
+
+# 8 clients x 5,000 mixed V2 JSON/binary requests on kept-open connections, an alias
+# move half-way: fails on any error, a move not seen within the TTL + 2 s, or server
+# RSS varying over 5% after warm-up; prints p50/p99 and requests per second.
+load: venv
+	$(BIN)/python -m tests.load --clients 8 --requests 5000
 
 # Benchmarks are not tests: ratios against a baseline taken in the same run.
 bench: venv

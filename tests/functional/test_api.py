@@ -354,7 +354,7 @@ def _bad_base64_event() -> dict[str, Any]:
         ("POST", "/v1/models/digits:predict", {"instances": [[1, 2]]}, None, 400, "input"),
         ("POST", "/v1/models/digits:predict", {"nothing": 1}, None, 400, "instances"),
         ("GET", "/v3/nowhere", None, None, 404, "no route for GET /v3/nowhere"),
-        ("DELETE", "/v2/models/digits", None, None, 404, "no route"),
+        ("DELETE", "/v2/models/digits", None, None, 405, "DELETE is not allowed"),
     ],
 )
 def test_error_matrix(

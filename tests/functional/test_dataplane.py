@@ -157,9 +157,9 @@ def test_eight_cold_threads_make_one_download_and_one_session(
 ) -> None:
     sessions: list[tuple[str, int]] = []
 
-    def counting_loader(name: str, version: int, manifest: Any, path: Path) -> LoadedModel:
+    def counting_loader(name: str, version: int, manifest: Any, model: bytes) -> LoadedModel:
         sessions.append((name, version))
-        return LoadedModel.load(name, version, manifest, path)
+        return LoadedModel.load(name, version, manifest, model)
 
     plane = make_plane(registry, tmp_path, clock)
     plane.models = ModelCache(

@@ -131,3 +131,10 @@ def test_verification_limits_default_and_read() -> None:
     )
     assert limits == VerifyLimits(256, 5, 1000, 10, 250)
     assert ServingConfig.from_env({"MAAS_RUN_TIMEOUT_MS": "250"}).run_timeout_ms == 250
+
+
+def test_the_default_cache_dir_is_per_user() -> None:
+    import os
+
+    assert ServingConfig().cache_dir.name == f"maas-models-{os.geteuid()}"
+    assert ServingConfig.from_env({}).cache_dir == ServingConfig().cache_dir

@@ -11,6 +11,8 @@ from maas import errors
         (errors.InvalidInput, 400, 2),
         (errors.ModelRefused, 400, 2),
         (errors.PayloadTooLarge, 413, 2),
+        (errors.RequestTimeout, 408, 2),
+        (errors.UnsupportedRequest, 501, 2),
         (errors.NotFound, 404, 4),
         (errors.Conflict, 409, 3),
         (errors.PreconditionFailed, 409, 3),

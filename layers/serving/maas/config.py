@@ -30,7 +30,7 @@ class ServingConfig:
     registry_url: str = ".maas/registry"
     default_alias: str = "production"
     alias_ttl_seconds: float = 10.0
-    cache_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "maas-models")
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     cache_bytes: int = 1024 * 2**20
     max_batch: int = 1024
     nan_policy: NanPolicy = "reject"
@@ -46,9 +46,7 @@ class ServingConfig:
             registry_url=registry_url(env.get("MAAS_REGISTRY")),
             default_alias=check_alias(env.get("MAAS_DEFAULT_ALIAS", "production")),
             alias_ttl_seconds=_number(env, "MAAS_ALIAS_TTL_SECONDS", 10.0, minimum=0.0),
-            cache_dir=Path(
-                env.get("MAAS_CACHE_DIR") or Path(tempfile.gettempdir()) / "maas-models"
-            ),
+            cache_dir=Path(env.get("MAAS_CACHE_DIR") or default_cache_dir()),
             cache_bytes=int(
                 _number(env, "MAAS_CACHE_MB", default_cache_mb(env), minimum=0.001) * 2**20
             ),
@@ -78,6 +76,13 @@ def cli_default_alias(environ: Mapping[str, str] | None = None) -> str:
     """The alias a command uses when none is given: ``MAAS_DEFAULT_ALIAS``, else production."""
     env = os.environ if environ is None else environ
     return check_alias(env.get("MAAS_DEFAULT_ALIAS") or "production")
+
+
+def default_cache_dir() -> Path:
+    """One directory per user under the temporary directory: the model cache must be
+    private to its user (ModelCache refuses one that is not), and on a shared machine
+    a fixed name would be whoever created it first."""
+    return Path(tempfile.gettempdir()) / f"maas-models-{os.geteuid()}"
 
 
 def default_cache_mb(env: Mapping[str, str]) -> float:

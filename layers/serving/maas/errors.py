@@ -38,6 +38,18 @@ class PayloadTooLarge(InvalidInput):
     status = 413
 
 
+class RequestTimeout(InvalidInput):
+    """A client that stopped sending part-way through a request (`maas serve`'s socket timeout)."""
+
+    status = 408
+
+
+class UnsupportedRequest(InvalidInput):
+    """Well-formed HTTP that maas does not implement (e.g. a transfer coding other than chunked)."""
+
+    status = 501
+
+
 class ModelRefused(InvalidInput):
     """A model file that maas will not publish or serve (not ONNX, hostile, broken)."""
 

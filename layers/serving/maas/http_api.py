@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from maas import __version__
 from maas.config import LAMBDA_PAYLOAD_BYTES
 from maas.errors import InvalidInput, MaasError, PayloadTooLarge
+from maas.http_resolver import ThreadLocalEventResolver
 from maas.names import check_alias, parse_version
 from maas.protocol import compression, response_size, tfserving, v2
 from maas.protocol.integers import INT64_MAX, is_decimal, parse_count
@@ -86,12 +90,63 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
+@functools.cache
+def _documented_paths() -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each documented path as a regular expression (its parameters' own patterns),
+    with the methods it has; the document is the one list of routes (a test proves it)."""
+    compiled = []
+    for template, item in openapi_document()["paths"].items():
+        regex = re.escape(template)
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    schema = parameter["schema"]
+                    default = "[0-9]+" if schema.get("type") == "integer" else "[^/]+"
+                    pattern = schema.get("pattern", default)
+                    regex = regex.replace(
+                        re.escape(f"{{{parameter['name']}}}"),
+                        f"(?:{pattern.removeprefix('^').removesuffix('$')})",
+                    )
+        compiled.append((re.compile(regex), sorted(method.upper() for method in item)))
+    return compiled
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods documented for ``path``; empty when no route has it."""
+    allowed = set()
+    for regex, methods in _documented_paths():
+        if regex.fullmatch(path):
+            allowed.update(methods)
+    return sorted(allowed)
+
+
+def method_not_allowed(method: str, path: str) -> HttpResponse | None:
+    """405 with Allow when ``path`` is documented, but not for ``method``."""
+    allowed = allowed_methods(path)
+    if not allowed or method in allowed:
+        return None
+    return json_response(
+        405,
+        {"error": f"{method} is not allowed on {path}; it takes {', '.join(allowed)}"},
+        {"Allow": ", ".join(allowed)},
+    )
+
+
 def build_app(
     plane: Callable[[], DataPlane], body_limit: int = LAMBDA_PAYLOAD_BYTES
 ) -> APIGatewayHttpResolver:
     """The resolver with every route. ``plane`` is called per request, so the
     DataPlane can be built (and swapped in tests) independently of the routes."""
-    app = APIGatewayHttpResolver()
+    app = ThreadLocalEventResolver()
+
+    def documented_methods_only(app: APIGatewayHttpResolver, next: NextMiddleware) -> HttpResponse:
+        # Powertools' path parameters may hold ':', so GET /v1/models/m:predict would
+        # reach the status route as model "m:predict" (a 400); it is POST's path.
+        event = app.current_event
+        refused = method_not_allowed(event.http_method, event.path)
+        return refused if refused is not None else next(app)
+
+    app.use(middlewares=[documented_methods_only])
 
     def header(name: str) -> str | None:
         value = app.current_event.headers.get(name)
@@ -273,6 +328,9 @@ def build_app(
     @app.not_found
     def handle_not_found(exc: Exception) -> HttpResponse:
         event = app.current_event
+        refused = method_not_allowed(event.http_method, event.path)
+        if refused is not None:
+            return refused
         return json_response(404, {"error": f"no route for {event.http_method} {event.path}"})
 
     @app.exception_handler(Exception)

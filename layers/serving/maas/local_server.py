@@ -6,24 +6,34 @@ with commas, and bodies base64-encoded (``isBase64Encoded``) unless their
 Content-Type is text. The same Lambda handler answers, and its response is
 written back faithfully: status, headers, and the decoded body.
 
-Like one Lambda execution environment, the handler runs one invocation at a
-time; the server is threaded so that reading (draining) a slow client's body
-never blocks the others.
+The transport is HTTP/1.1 with kept-open connections, as tritonclient, the
+KServe SDK and ``requests.Session`` use it: TCP_NODELAY and each response in a
+single write (no Nagle stall), a socket timeout, strict body framing
+(:mod:`maas.local_body`), and a JSON ``{"error": ...}`` for everything it
+refuses itself, like every error the handler returns. Each connection has its
+thread, and concurrent invocations do not wait for one another
+(:mod:`maas.local_replicas`), so one slow model never stalls the rest.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from maas.errors import MaasError, RequestTimeout
+from maas.local_body import BodyReader, body_length
 
 log = logging.getLogger(__name__)
 
@@ -137,69 +147,116 @@ def response_body(response: Mapping[str, Any]) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
+JSON = "application/json"
+#: RFC 9110 §5.6.2: what a method name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Clearer words than http.server's for the refusals it makes without a message.
+_MESSAGES = {HTTPStatus.REQUEST_URI_TOO_LONG: "the request line is over 65536 bytes"}
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _header_value(value: object) -> str:
+    # A CR or LF in a value would end the header early (response splitting).
+    return str(value).replace("\r", " ").replace("\n", " ")
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: LocalApiServer
     protocol_version = "HTTP/1.1"
+    # StreamRequestHandler.setup() sets TCP_NODELAY on the connection.
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        # Every read and write of the connection, the wait for the next request
+        # on a kept-open one included: an idle or stalled client is let go.
+        self.connection.settimeout(self.server.timeout_seconds)
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if not _TOKEN.fullmatch(self.command):
+            self.send_error(HTTPStatus.BAD_REQUEST, f"bad method name {self.command[:40]!r}")
+            return False
+        # http.server answers 501, in HTML, for a method without a do_ attribute.
+        # Every method goes to the handler instead; it answers 404 or 405 (JSON,
+        # with Allow) for what it does not route, as it would on Lambda.
+        if not hasattr(self, f"do_{self.command}"):
+            setattr(self, f"do_{self.command}", self._handle)
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (400, 414, 431, 505...), as JSON like all others."""
+        text = message or _MESSAGES.get(HTTPStatus(code), _phrase(code))
+        if explain and explain != text:
+            text = f"{text}: {explain}"
+        self.log_error("code %d, message %s", code, text)
+        self._refuse(code, text)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer an error and close: after broken framing, the next request's start is unknown."""
+        self.close_connection = True
+        self._send(status, [("content-type", JSON)], json.dumps({"error": message}).encode())
+
+    def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        """Status line, headers and body in one write: as two small writes on a
+        kept-open connection, the second waits for the client's delayed ACK."""
+        self.log_request(status)
+        lines = [
+            f"{self.protocol_version} {status} {_phrase(status)}",
+            f"server: {self.version_string()}",
+            f"date: {self.date_time_string()}",
+            *(f"{name}: {_header_value(value)}" for name, value in headers),
+            f"content-length: {len(payload)}",
+        ]
+        if self.close_connection:
+            lines.append("connection: close")
+        elif self.request_version == "HTTP/1.0":
+            lines.append("connection: keep-alive")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        try:
+            self.wfile.write(head if self.command == "HEAD" else head + payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client left without its answer
 
     def _read_body(self) -> bytes:
-        """Drain the whole request before answering (a client still sending when we
-        answer 413 would see a broken pipe instead), keeping at most cap+1 bytes:
-        enough for the handler to see the body is over the cap."""
-        keep = self.server.max_body_bytes + 1
-        kept = bytearray()
-
-        def take(remaining: int) -> None:
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1 << 16))
-                if not chunk:
-                    raise ConnectionError("client closed the connection mid-body")
-                remaining -= len(chunk)
-                if len(kept) < keep:
-                    kept.extend(chunk[: keep - len(kept)])
-
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    self._skip_trailers()
-                    break
-                take(size)
-                self.rfile.readline()  # CRLF after each chunk
-        else:
-            take(int(self.headers.get("Content-Length") or 0))
-        return bytes(kept)
-
-    def _skip_trailers(self) -> None:
-        """Chunked bodies may end with trailer headers, then an empty line: read past them."""
-        line = self.rfile.readline()
-        while line not in (b"\r\n", b"\n", b""):
-            line = self.rfile.readline()
+        try:
+            reader = BodyReader(self.rfile, keep=self.server.max_body_bytes + 1)
+            return reader.read(body_length(self.headers))
+        except TimeoutError:
+            raise RequestTimeout(
+                f"timed out after {self.server.timeout_seconds:g} s waiting for the request body"
+            ) from None
 
     def _handle(self) -> None:
         try:
             body = self._read_body()
-        except (ConnectionError, ValueError):
-            self.close_connection = True
+        except MaasError as exc:
+            self._refuse(exc.status, str(exc))
             return
         event = build_event(
             self.command, self.path, list(self.headers.items()), body, self.client_address[0]
         )
-        with self.server.invocation_lock:
-            response = self.server.handler(event, LocalContext())
-        payload = response_body(response)
-        self.send_response(int(response.get("statusCode", 200)))
+        try:
+            response = self.server.invoke(event, LocalContext())
+        except Exception:
+            # A failing function: API Gateway answers 500 too (here in the API's error shape).
+            log.exception("the handler failed")
+            self._send(500, [("content-type", JSON)], b'{"error":"internal server error"}')
+            return
         headers = {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()}
         for name, values in (response.get("multiValueHeaders") or {}).items():
             headers[name.lower()] = ",".join(values)
         headers.pop("content-length", None)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        for cookie in response.get("cookies") or []:
-            self.send_header("set-cookie", cookie)
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        pairs = list(headers.items())
+        pairs += [("set-cookie", cookie) for cookie in response.get("cookies") or []]
+        self._send(int(response.get("statusCode", 200)), pairs, response_body(response))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
@@ -209,14 +266,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class LocalApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 makes clients that connect together wait.
+    request_queue_size = 128
 
     def __init__(
-        self, address: tuple[str, int], handler: Handler, max_body_bytes: int = 6 * 2**20
+        self,
+        address: tuple[str, int],
+        handler: Handler,
+        max_body_bytes: int = 6 * 2**20,
+        timeout_seconds: float = 30.0,
     ) -> None:
+        from maas.local_replicas import concurrent  # Powertools and the core, only when serving
+
         super().__init__(address, _RequestHandler)
         self.handler = handler
+        self.invoke = concurrent(handler, max_body_bytes)
         self.max_body_bytes = max_body_bytes
-        self.invocation_lock = threading.Lock()
+        self.timeout_seconds = timeout_seconds
 
     @property
     def url(self) -> str:

@@ -1,8 +1,13 @@
 """Loaded models: a memory-budgeted LRU of sessions over a sha256-keyed file cache.
 
+- ``cache_dir`` is private to the user: created 0700, and an existing one is
+  refused at start-up unless the user owns it and nobody else may write to it
+  (a shared ``/tmp`` lets anyone create ``/tmp/maas-models`` first and plant files).
 - A version is downloaded once into ``cache_dir/{sha256}.onnx`` and verified;
   a file found there (even one left by an earlier process) is used only after
-  its sha256 is verified again.
+  its sha256 is verified again. The file is read once: the session is built
+  from the very bytes whose sha256 matched, so a file swapped between the check
+  and the load is never run.
 - Concurrent first uses of one version share a single load (single flight).
 - Sessions are evicted least-recently-used when the budget would be exceeded;
   a request still running on an evicted session finishes on it (it holds a
@@ -14,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
+import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -24,15 +32,47 @@ from pathlib import Path
 
 from maas import metrics
 from maas.documents import Manifest
-from maas.errors import IntegrityError, MaasError, ModelTooLarge
-from maas.onnxfile import file_sha256
+from maas.errors import IntegrityError, InvalidInput, MaasError, ModelTooLarge
 from maas.registry import Registry
 from maas.serving.runtime import LoadedModel, estimate_footprint
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
-Loader = Callable[[str, int, Manifest, Path], LoadedModel]
+Loader = Callable[[str, int, Manifest, bytes], LoadedModel]
+
+
+def private_directory(path: Path) -> Path:
+    """``path`` as a directory only this user can write to: created 0700 if missing,
+    else refused (naming it) when it is a symlink, someone else's, or writable by
+    group or others."""
+    try:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700, parents=True)
+        info = path.lstat()
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot use model cache directory {path} (MAAS_CACHE_DIR): {exc.strerror or exc}"
+        ) from None
+    problem = None
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif info.st_uid != os.geteuid():
+        problem = f"is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()})"
+    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):03o})"
+    if problem is not None:
+        raise InvalidInput(
+            f"refusing model cache directory {path} (MAAS_CACHE_DIR): it {problem}; "
+            "models are loaded from it, so it must be this user's alone (mode 0700)"
+        )
+    return path
+
+
+def verified(data: bytes, sha256: str, size: int) -> bool:
+    return len(data) == size and hashlib.sha256(data).hexdigest() == sha256
 
 
 class ModelCache:
@@ -45,7 +85,7 @@ class ModelCache:
         loader: Loader = LoadedModel.load,
     ) -> None:
         self.registry = registry
-        self.cache_dir = cache_dir
+        self.cache_dir = private_directory(cache_dir)
         self.budget_bytes = budget_bytes
         self.telemetry = telemetry or metrics.Telemetry()
         self._loader = loader
@@ -176,30 +216,39 @@ class ModelCache:
                 f"model cache budget of {self.budget_bytes / 2**20:.1f} MB (MAAS_CACHE_MB); "
                 "not loaded"
             )
-        path = self._local_file(name, version, manifest)
-        # Budget it by what was measured, as the check above did.
+        # The verified bytes themselves, so the file cannot change between check and load;
+        # budgeted by what was measured, as the check above was.
         model = dataclasses.replace(
-            self._loader(name, version, manifest, path), footprint=footprint
+            self._loader(name, version, manifest, self._model_bytes(name, version, manifest)),
+            footprint=footprint,
         )
         self.telemetry.model_loaded(name, version, (time.perf_counter() - started) * 1000)
         return model
 
-    def _local_file(self, name: str, version: int, manifest: Manifest) -> Path:
+    def _model_bytes(self, name: str, version: int, manifest: Manifest) -> bytes:
+        """The model's bytes, read once from the cache file and verified in memory."""
         sha256, size = manifest["model"]["sha256"], manifest["model"]["size"]
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        path = self.cache_dir / f"{sha256}.onnx"
-        if path.is_file():
-            if file_sha256(path) == (sha256, size):
-                return path
+        # Again at each load (they are rare): /tmp cleaners may have removed it since.
+        path = private_directory(self.cache_dir) / f"{sha256}.onnx"
+        with contextlib.suppress(FileNotFoundError):
+            data = path.read_bytes()
+            if verified(data, sha256, size):
+                return data
             log.warning("cached file %s failed verification; downloading again", path)
             path.unlink(missing_ok=True)
         try:
             self.registry.fetch_model(name, version, path)
+            data = path.read_bytes()
+            if not verified(data, sha256, size):  # changed after fetch_model checked it
+                raise IntegrityError(
+                    f"{name}:{version}: {path} changed after it was downloaded and verified; "
+                    "refusing to load it"
+                )
         except IntegrityError:
             self.telemetry.integrity_failure(name, version)
             raise
         self.telemetry.downloaded(name, version, size)
-        return path
+        return data
 
     def _insert(self, key: Key, model: LoadedModel) -> None:
         """Add under the budget, evicting least-recently-used sessions. Caller holds the lock."""

@@ -75,18 +75,22 @@ class LoadedModel:
         name: str,
         version: int,
         manifest: Manifest,
-        path: Path,
+        model: bytes | Path,
         run_timeout_ms: float | None = None,
     ) -> LoadedModel:
-        """``run_timeout_ms`` defaults to ``MAAS_RUN_TIMEOUT_MS``; a data plane that
-        holds a :class:`~maas.config.ServingConfig` passes its ``run_timeout_ms``."""
+        """A session over ``model``: the verified bytes themselves (what serving
+        passes, so the file cannot change between its check and the load), or a path.
+        ``run_timeout_ms`` defaults to ``MAAS_RUN_TIMEOUT_MS``; a data plane that holds a
+        :class:`~maas.config.ServingConfig` passes its ``run_timeout_ms``."""
         import onnxruntime as ort
 
         from maas.config import run_timeout_ms_from_env
 
         try:
             session = ort.InferenceSession(
-                str(path), session_options(), providers=["CPUExecutionProvider"]
+                model if isinstance(model, bytes) else str(model),
+                session_options(),
+                providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime's own exception types are not exported
             raise ServerFault(

@@ -1,0 +1,48 @@
+"""Powertools' HTTP API resolver, with the event it is handling kept per thread.
+
+``APIGatewayHttpResolver.resolve`` stores the event on a *class* attribute
+(``BaseRouter.current_event``, so that included routers can see it), shared by
+every resolver in the process. The routes read headers and the body from
+``app.current_event`` at any point while they run, so two invocations at once
+(``maas serve`` answering several connections) would read each other's
+requests. On Lambda, one invocation per environment, the two are the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+
+class ThreadLocalEventResolver(APIGatewayHttpResolver):
+    def __init__(self) -> None:
+        super().__init__()
+        self._invocation = threading.local()
+
+    @property  # type: ignore[override]
+    def current_event(self) -> APIGatewayProxyEventV2:
+        event: APIGatewayProxyEventV2 = self._invocation.event
+        return event
+
+    @current_event.setter
+    def current_event(self, value: APIGatewayProxyEventV2) -> None:
+        self._invocation.event = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return self._invocation.context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._invocation.context = value
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        # Powertools sets its class attribute too; every read here goes through
+        # the properties above, so this thread's values are the ones used.
+        self.current_event = APIGatewayProxyEventV2(dict(event))
+        self.lambda_context = context
+        return super().resolve(event, context)
