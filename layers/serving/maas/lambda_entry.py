@@ -20,7 +20,7 @@ from maas import metrics
 from maas.config import DeployerConfig, ServingConfig
 from maas.errors import MaasError
 from maas.http_api import build_app, within_lambda_payload
-from maas.local_server import LocalContext
+from maas.local_context import LocalContext
 from maas.serving.dataplane import DataPlane
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -22,10 +22,8 @@ import json
 import logging
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +32,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from maas.errors import MaasError, RequestTimeout
 from maas.local_body import BodyReader, body_length
+from maas.local_context import (
+    LocalContext as LocalContext,  # re-exported: callers import it from here
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +53,6 @@ def is_text_content_type(content_type: str | None) -> bool:
         return False
     mime = content_type.split(";", 1)[0].strip().lower()
     return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
-
-
-@dataclass
-class LocalContext:
-    """The attributes of a Lambda context object that handlers and Powertools read."""
-
-    function_name: str = "maas-local"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/maas-local"
-    log_stream_name: str = "local"
-    timeout_seconds: float = 30.0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
 def build_event(

@@ -230,8 +230,28 @@ class S3Store(Store):
         # Model files live under the write-once versions/ prefix, whose bucket policy
         # refuses any creation without If-None-Match: boto3's transfer manager cannot
         # send it, so the upload is our own PutObject or multipart (see s3_upload).
+        try:
+            with self._translate(key):
+                upload_file_if_absent(self.client, self.bucket, self._key(key), path, progress)
+        except PreconditionFailed:
+            # A retry after S3 applied our write but its answer was lost meets our
+            # own object: the same bytes mean the upload happened.
+            if not self._holds_file(key, path):
+                raise
+
+    def _holds_file(self, key: str, path: Path) -> bool:
+        import hashlib
+
+        local = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                local.update(chunk)
+        stored = hashlib.sha256()
         with self._translate(key):
-            upload_file_if_absent(self.client, self.bucket, self._key(key), path, progress)
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            while chunk := body.read(1 << 20):
+                stored.update(chunk)
+        return stored.digest() == local.digest()
 
     def download_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
         # The transfer manager writes to a temporary name and renames on success.
