@@ -285,10 +285,10 @@ class Aliases(History):
         for attempt in range(self.cas_attempts):
             found = self._read_stored(name, alias)
             current, etag = found if found is not None else (None, None)
+            if current is not None:
+                self._repair(name, current)  # a deletion's record too
             if current is not None and current.get("deleted"):
                 current = None  # deleted: the next move creates it anew, over its tombstone
-            if current is not None:
-                self._repair(name, current)
             document = change(current)
             if document is None:
                 return None
