@@ -116,10 +116,8 @@ class Aliases(History):
         return document, changed.etag
 
     def alias_names(self, name: str) -> list[str]:
-        """The model's alias names, from one listing (no document is read)."""
-        prefix = f"models/{check_name(name)}/aliases/"
-        names = [k[len(prefix) :].removesuffix(".json") for k in self.store.list_keys(prefix)]
-        return [n for n in names if self.read_alias(name, n) is not None] if names else []
+        """The model's live alias names (deleted ones are tombstones, not aliases)."""
+        return sorted(self.list_aliases(name))
 
     def missing_alias(self, name: str, alias: str, *, defaulted: bool = False) -> AliasNotFound:
         """:class:`AliasNotFound` listing what the model has, or NotFound for the model."""
