@@ -49,7 +49,17 @@ class ServeProcess:
     def start(self, timeout: float = 60.0) -> ServeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MAAS_CACHE_DIR": str(self.workdir / "cache"), **self.environment}
-        command = [sys.executable, "-m", "maas.cli", "serve", "--port", "0", "--json"]
+        command = [
+            sys.executable,
+            "-m",
+            "maas.cli",
+            "serve",
+            "--port",
+            "0",
+            "--json",
+            "--log-format",
+            "json",
+        ]
         self._output = self.log.open("wb")
         self.process = subprocess.Popen(
             [*command, "--registry", self.registry.url],

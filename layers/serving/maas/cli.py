@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=8080)
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one access line per request on stderr (default); json: what Lambda "
+        "prints, structured logs and the EMF metric records, on stdout",
+    )
     serve.set_defaults(run=_serve)
 
     register_models(commands, common)
@@ -133,7 +140,12 @@ def _serve(args: argparse.Namespace) -> None:
     registry_for(args)  # a mistyped registry fails here, naming the path
     handler = inference_handler(config)
     try:
-        server = LocalApiServer((args.host, args.port), handler, config.max_body_bytes)
+        server = LocalApiServer(
+            (args.host, args.port),
+            handler,
+            config.max_body_bytes,
+            access_log=sys.stderr if args.log_format == "text" else None,
+        )
     except OSError as exc:
         raise InvalidInput(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"

@@ -16,7 +16,11 @@ model caches are thread-safe, so every model is loaded once. Per-request
 metrics recorded by the shared DataPlane go to the metric set of the replica
 running on the calling thread. And since Powertools prints each metric set
 with ``print()`` (its text, then the newline: two writes), stdout is made to
-write whole lines, so concurrent records never interleave.
+write whole lines, so concurrent records never interleave. With
+``metrics_on_stdout=False`` (`maas serve --log-format text`, the default) those
+whole lines that are EMF records are dropped there: Powertools'
+``POWERTOOLS_METRICS_DISABLED`` would skip the print but also the clearing, so a
+long-running server's metric set would only grow.
 """
 
 from __future__ import annotations
@@ -78,14 +82,19 @@ class WholeLines(io.TextIOBase):
     """A text stream that passes on only whole lines, each in one write: what one
     thread has written so far of a line waits (per thread) for its newline."""
 
-    def __init__(self, target: TextIO) -> None:
+    def __init__(self, target: TextIO, metrics_records: bool = True) -> None:
         self.target = target
+        self.metrics_records = metrics_records
         self._partial = threading.local()
         self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
         lines, newline, rest = (getattr(self._partial, "text", "") + text).rpartition("\n")
         self._partial.text = rest
+        if newline and not self.metrics_records:
+            kept = [line for line in lines.split("\n") if not line.startswith(_EMF_RECORD)]
+            lines = "\n".join(kept)
+            newline = newline if kept else ""
         if newline:
             with self._lock:
                 self.target.write(lines + newline)
@@ -109,9 +118,15 @@ class WholeLines(io.TextIOBase):
         return self.target.encoding
 
 
-def print_whole_lines() -> None:
-    if not isinstance(sys.stdout, WholeLines):
-        sys.stdout = WholeLines(sys.stdout)
+#: How Powertools' serialised metric set starts (its "_aws" key comes first).
+_EMF_RECORD = '{"_aws":'
+
+
+def print_whole_lines(metrics_records: bool = True) -> None:
+    if isinstance(sys.stdout, WholeLines):
+        sys.stdout.metrics_records = metrics_records
+    else:
+        sys.stdout = WholeLines(sys.stdout, metrics_records)
 
 
 @dataclass(frozen=True)
@@ -123,7 +138,9 @@ class _Replica:
 class Replicas:
     """A handler that can be called from many threads at once (see the module doc)."""
 
-    def __init__(self, handler: InferenceHandler, body_limit: int) -> None:
+    def __init__(
+        self, handler: InferenceHandler, body_limit: int, metrics_on_stdout: bool = True
+    ) -> None:
         self.plane = handler.plane
         self.body_limit = body_limit
         process_metrics = self.plane.telemetry.metrics
@@ -133,7 +150,7 @@ class Replicas:
         self.logger = Logger(service="maas")
         self._idle: queue.SimpleQueue[_Replica] = queue.SimpleQueue()
         self._building = threading.Lock()
-        print_whole_lines()
+        print_whole_lines(metrics_on_stdout)
 
     def _replica(self) -> _Replica:
         try:
@@ -168,8 +185,8 @@ class Serialized:
             return self.handler(event, context)
 
 
-def concurrent(handler: Handler, body_limit: int) -> Handler:
+def concurrent(handler: Handler, body_limit: int, metrics_on_stdout: bool = True) -> Handler:
     """The handler `maas serve` calls from its connection threads."""
     if isinstance(handler, InferenceHandler):
-        return Replicas(handler, body_limit)
+        return Replicas(handler, body_limit, metrics_on_stdout)
     return Serialized(handler)

@@ -22,12 +22,13 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from maas.errors import MaasError, RequestTimeout
@@ -159,6 +160,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.timeout_seconds)
 
     def parse_request(self) -> bool:
+        self._started = time.perf_counter()
         if not super().parse_request():
             return False
         if not _TOKEN.fullmatch(self.command):
@@ -187,7 +189,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
         """Status line, headers and body in one write: as two small writes on a
         kept-open connection, the second waits for the client's delayed ACK."""
-        self.log_request(status)
+        self._log_access(status, headers, len(payload))
         lines = [
             f"{self.protocol_version} {status} {_phrase(status)}",
             f"server: {self.version_string()}",
@@ -240,7 +242,33 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
+    def _log_access(self, status: int, headers: list[tuple[str, str]], size: int) -> None:
+        """One line per request: on ``access_log`` as text, else a structured log record."""
+        elapsed_ms = (time.perf_counter() - getattr(self, "_started", time.perf_counter())) * 1000
+        request = getattr(self, "requestline", "") or "-"
+        version = next((v for k, v in headers if k == "x-maas-model-version"), None)
+        stream = self.server.access_log
+        if stream is None:
+            log.info(
+                "request",
+                extra={
+                    "client": self.client_address[0],
+                    "request": request,
+                    "status": status,
+                    "bytes": size,
+                    "duration_ms": round(elapsed_ms, 3),
+                    "model_version": version,
+                },
+            )
+            return
+        served = f" v{version}" if version else ""
+        stream.write(
+            f'{self.client_address[0]} "{request}" {status} {size}B {elapsed_ms:.2f}ms{served}\n'
+        )
+        stream.flush()
+
     def log_message(self, format: str, *args: Any) -> None:
+        # http.server's own notes (refused requests); each request's line is _log_access's.
         log.info("%s %s", self.address_string(), format % args)
 
 
@@ -255,14 +283,19 @@ class LocalApiServer(ThreadingHTTPServer):
         handler: Handler,
         max_body_bytes: int = 6 * 2**20,
         timeout_seconds: float = 30.0,
+        access_log: TextIO | None = None,
     ) -> None:
+        """``access_log``: where each request's text line goes; without one, each
+        request is a structured (JSON) log record beside the EMF metrics."""
         from maas.local_replicas import concurrent  # Powertools and the core, only when serving
 
         super().__init__(address, _RequestHandler)
         self.handler = handler
-        self.invoke = concurrent(handler, max_body_bytes)
+        # A text access log replaces the EMF records on the console (`maas serve`'s default).
+        self.invoke = concurrent(handler, max_body_bytes, metrics_on_stdout=access_log is None)
         self.max_body_bytes = max_body_bytes
         self.timeout_seconds = timeout_seconds
+        self.access_log = access_log
 
     @property
     def url(self) -> str:
