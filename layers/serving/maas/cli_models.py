@@ -88,19 +88,10 @@ def _weight(text: str) -> float:
 
 
 def _list(args: argparse.Namespace) -> None:
+    from maas.registry.index import model_entry
+
     registry = registry_for(args)
-    rows = []
-    for name in registry.list_models():
-        aliases = registry.list_aliases(name)
-        row = {
-            "name": name,
-            "latest_version": registry.latest_version(name),
-            "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())},
-        }
-        canaries = {a: doc["canary"] for a, doc in sorted(aliases.items()) if doc["canary"]}
-        if canaries:  # only then, so the shape scripts read is unchanged
-            row["canaries"] = canaries
-        rows.append(row)
+    rows = [model_entry(registry, name) for name in registry.list_models()]
     lines = [f"{'NAME':<24} {'LATEST':>6}  ALIASES"]
     for row in rows:
         cells = [

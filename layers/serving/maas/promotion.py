@@ -23,8 +23,9 @@ from typing import Any, Literal
 from maas.deploy_policy import Status, apply_policy
 from maas.documents import AliasDoc, Manifest, iso, utc_now
 from maas.errors import IntegrityError, ModelRefused, NotFound
+from maas.labels import check_labels
 from maas.model_checks import Check, Verification, verify_model
-from maas.names import check_name, check_writable_alias
+from maas.names import check_writable_alias, check_writable_name
 from maas.onnxfile import inspect_onnx
 from maas.registry import Registry, VersionArchived
 from maas.signature_guard import SignatureMismatch, refusal
@@ -115,13 +116,15 @@ def release(
     when the deployer later sees this manifest, it finds the record and does
     nothing.
     """
-    check_name(name)
+    check_writable_name(name)
     merged = dict(details or {})
     if alias is not None:
         check_writable_alias(alias)
         merged.setdefault("deploy", {"alias": alias, "canary_weight": None})
     _refuse_unconverted(path, name)
     info = inspect_onnx(path)
+    if merged.get("labels") is not None:
+        check_labels(merged["labels"], [spec.as_json() for spec in info.outputs])
     draft = registry.build_manifest(name, 1, info, merged)
     verification = verify_model(path, draft, info)
     if not verification.passed:

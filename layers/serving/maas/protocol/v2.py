@@ -51,7 +51,7 @@ from maas.tensors import (
 #: The header that gives the length of the JSON part of a binary body.
 HEADER_LENGTH = "inference-header-content-length"
 PLATFORM = "onnxruntime_onnx"
-EXTENSIONS = ("binary_tensor_data",)
+EXTENSIONS = ("binary_tensor_data", "statistics")
 SERVER_NAME = "maas"
 
 

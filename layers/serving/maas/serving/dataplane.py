@@ -25,6 +25,7 @@ from maas.serving.alias_cache import AliasCache
 from maas.serving.model_cache import ModelCache
 from maas.serving.request_checks import select_outputs, validate_inputs
 from maas.serving.runtime import LoadedModel
+from maas.serving.statistics import InferenceStatistics, Timing
 from maas.store import open_store
 from maas.tensors import InferenceRequest, InferenceResult, Tensor
 
@@ -68,6 +69,8 @@ class DataPlane:
             self.telemetry,
             loader=functools.partial(LoadedModel.load, run_timeout_ms=config.run_timeout_ms),
         )
+        #: What this execution environment has answered (Triton's statistics).
+        self.statistics = InferenceStatistics()
         self._serving: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -144,24 +147,36 @@ class DataPlane:
     def run(self, selection: Selection, request: InferenceRequest) -> InferenceResult:
         """Validate ``request`` against the selected model's signature and run it."""
         model = selection.model
-        feed = validate_inputs(
-            request.inputs,
-            model.inputs,
-            max_batch=self.config.max_batch,
-            nan_policy=self.config.nan_policy,
-        )
-        wanted = select_outputs(request.outputs, model.outputs)
-        started = time.perf_counter()
-        arrays = model.run(feed, wanted)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        datatypes = {spec["name"]: spec["datatype"] for spec in model.outputs}
-        outputs = [
-            Tensor(out, datatypes[out], array) for out, array in zip(wanted, arrays, strict=True)
-        ]
+        started = time.perf_counter_ns()
+        try:
+            feed = validate_inputs(
+                request.inputs,
+                model.inputs,
+                max_batch=self.config.max_batch,
+                nan_policy=self.config.nan_policy,
+            )
+            wanted = select_outputs(request.outputs, model.outputs)
+            validated = time.perf_counter_ns()
+            arrays = model.run(feed, wanted)
+            ran = time.perf_counter_ns()
+            datatypes = {spec["name"]: spec["datatype"] for spec in model.outputs}
+            outputs = [
+                Tensor(out, datatypes[out], array)
+                for out, array in zip(wanted, arrays, strict=True)
+            ]
+        except Exception:
+            self.statistics.failed(model.name, selection.version, time.perf_counter_ns() - started)
+            raise
         first = request.inputs[0].array
         rows = int(first.shape[0]) if first.ndim else 1
+        timing = Timing(validated - started, ran - validated, time.perf_counter_ns() - ran)
+        self.statistics.succeeded(model.name, selection.version, rows, timing)
         self.telemetry.request(
-            model.name, selection.version, elapsed_ms, rows, cache_hit=selection.was_loaded
+            model.name,
+            selection.version,
+            timing.infer_ns / 1e6,
+            rows,
+            cache_hit=selection.was_loaded,
         )
         return InferenceResult(model.name, selection.version, outputs, request.id)
 
