@@ -271,6 +271,8 @@ def run_convert(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_json(), indent=2))
     else:
         print(result.table())
+        if not args.publish and args.out is None:
+            print("nothing kept: a dry run (add --publish to publish, --out DIR to keep the files)")
     if result.alias_release is not None:
         moved = alias_outcome(result.alias_release)
         if moved is not None and not args.json:
