@@ -108,6 +108,12 @@ class LoadedModel:
     def outputs(self) -> list[dict[str, Any]]:
         return list(self.manifest["outputs"])
 
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """What a V2 response's ``parameters`` carry for this model: nothing (an
+        ensemble names its members there)."""
+        return {}
+
     def run(
         self, feed: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> list[np.ndarray[Any, Any]]:
