@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from maas.config import ServingConfig
+from maas.ensemble.combine import Combiner
 from maas.ensemble.create import create_ensemble, fuse_ensemble
 from maas.ensemble.members import member_specs
 from maas.promotion import release
@@ -26,7 +27,7 @@ from tests.support.ensembles import (
 )
 from tests.support.serving import call, handler_for
 
-CASES = [
+CASES: list[tuple[Combiner, list[str], list[float] | None]] = [
     ("mean", ["digits-a@production", "digits-b:1"], None),
     ("mean", ["digits-a:1", "digits-b@production", "digits-c:1"], [3.0, 1.0, 0.5]),
     ("vote", ["digits-a:1", "digits-b:1", "digits-c@production"], None),
@@ -44,7 +45,7 @@ def test_v2_answers_as_the_combiner_applied_by_hand(
     registry: Registry,
     members: dict[str, Path],
     tmp_path: Path,
-    combiner: str,
+    combiner: Combiner,
     refs: list[str],
     weights: list[float] | None,
 ) -> None:
@@ -105,7 +106,7 @@ def test_the_fused_version_answers_as_the_unfused_one(
     registry: Registry,
     members: dict[str, Path],
     tmp_path: Path,
-    combiner: str,
+    combiner: Combiner,
     refs: list[str],
     weights: list[float] | None,
 ) -> None:
@@ -115,9 +116,7 @@ def test_the_fused_version_answers_as_the_unfused_one(
     fused = fuse_ensemble(registry, "fused", specs, combiner, alias="production")
     assert fused.alias_status == "moved", fused.deployment
     lineage = fused.manifest["lineage"]["members"]
-    assert [(m["name"], m["version"]) for m in lineage] == [
-        (ref.split(":")[0], 1) for ref in exact
-    ]
+    assert [(m["name"], m["version"]) for m in lineage] == [(ref.split(":")[0], 1) for ref in exact]
     assert all(len(m["sha256"]) == 64 for m in lineage)
     assert fused.manifest.get("kind", "model") == "model"
 

@@ -37,7 +37,10 @@ def run_members(paths: Sequence[Path], x: np.ndarray) -> list[np.ndarray]:
 
 def mean_by_hand(answers: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     total = sum(weights)
-    return sum(w * p.astype(np.float64) for w, p in zip(weights, answers, strict=True)) / total
+    combined = np.zeros(answers[0].shape)
+    for w, p in zip(weights, answers, strict=True):
+        combined += w * p.astype(np.float64)
+    return combined / total
 
 
 def vote_by_hand(answers: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
