@@ -32,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 from benchmarks.bench_core import append_section, measure, percentile
 from maas import metrics
 from maas.config import ServingConfig
-from maas.ensemble.create import create_ensemble, fuse_ensemble
+from maas.ensemble.create import create_ensemble
 from maas.ensemble.members import member_specs
 from maas.promotion import release
 from maas.registry import Registry
@@ -107,13 +107,17 @@ def main() -> int:
         weighted = member_specs([f"{n}:1" for n in names], [2.0, 1.0, 1.0])
         built = {
             "mean of 2": create_ensemble(registry, "mean2", pair, "mean", alias="production"),
-            "mean of 2, fused": fuse_ensemble(registry, "mean2f", pair, "mean", alias="production"),
+            "mean of 2, fused": create_ensemble(
+                registry, "mean2f", pair, "mean", alias="production", fuse=True
+            ),
             "mean of 3": create_ensemble(registry, "mean3", trio, "mean", alias="production"),
             "weighted mean of 3 (2:1:1)": create_ensemble(
                 registry, "wmean3", weighted, "mean", alias="production"
             ),
             "vote of 3": create_ensemble(registry, "vote3", trio, "vote", alias="production"),
-            "vote of 3, fused": fuse_ensemble(registry, "vote3f", trio, "vote", alias="production"),
+            "vote of 3, fused": create_ensemble(
+                registry, "vote3f", trio, "vote", alias="production", fuse=True
+            ),
         }
         plane = DataPlane(
             ServingConfig(registry_url=registry.url, cache_dir=root / "cache"),

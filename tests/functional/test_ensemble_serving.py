@@ -10,7 +10,7 @@ import pytest
 
 from maas.config import ServingConfig
 from maas.ensemble.combine import Combiner
-from maas.ensemble.create import create_ensemble, fuse_ensemble
+from maas.ensemble.create import create_ensemble
 from maas.ensemble.members import member_specs
 from maas.promotion import release
 from maas.registry import Registry
@@ -89,7 +89,7 @@ def test_a_constructed_tie_goes_to_the_higher_mean_not_the_lower_index(
         release(registry, onnx_models.save(model, tmp_path / f"{name}.onnx"), name)
     specs = member_specs(["tie-a:1", "tie-b:1"])
     create_ensemble(registry, "tie", specs, "vote", alias="production")
-    fused = fuse_ensemble(registry, "tie-fused", specs, "vote", alias="production")
+    fused = create_ensemble(registry, "tie-fused", specs, "vote", alias="production", fuse=True)
     assert fused.alias_status == "moved"
     handler = handler_for(registry, tmp_path / "cache")
     x = digits_rows(2)
@@ -113,7 +113,7 @@ def test_the_fused_version_answers_as_the_unfused_one(
     exact = [ref.replace("@production", ":1") for ref in refs]
     specs = member_specs(exact, weights)
     create_ensemble(registry, "unfused", specs, combiner, alias="production")
-    fused = fuse_ensemble(registry, "fused", specs, combiner, alias="production")
+    fused = create_ensemble(registry, "fused", specs, combiner, alias="production", fuse=True)
     assert fused.alias_status == "moved", fused.deployment
     lineage = fused.manifest["lineage"]["members"]
     assert [(m["name"], m["version"]) for m in lineage] == [(ref.split(":")[0], 1) for ref in exact]

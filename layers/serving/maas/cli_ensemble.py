@@ -72,13 +72,12 @@ def _weight(text: str) -> float:
 
 
 def _create(args: argparse.Namespace) -> None:
-    from maas.ensemble.create import create_ensemble, fuse_ensemble
+    from maas.ensemble.create import create_ensemble
     from maas.ensemble.members import member_specs
 
     specs = member_specs(args.member, args.weight)
     registry = registry_for(args, create=True)
-    build = fuse_ensemble if args.fuse else create_ensemble
-    released = build(
+    released = create_ensemble(
         registry,
         args.name,
         specs,
@@ -86,6 +85,7 @@ def _create(args: argparse.Namespace) -> None:
         alias=args.alias,
         reason=args.reason,
         force=args.force,
+        fuse=args.fuse,
     )
     document: dict[str, Any] = {"name": released.name, "version": released.version}
     if args.alias is not None:

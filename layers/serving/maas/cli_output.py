@@ -68,10 +68,11 @@ def describe_manifest(manifest: dict[str, Any]) -> str:
             f"{model['size']} bytes  opset {model['opset']}  created {manifest['created_at']}",
             f"  sha256   {model['sha256']}",
         ]
-        fused = manifest["lineage"].get("members")
+        lineage = manifest.get("lineage") or {}
+        fused = lineage.get("members")
         if fused:
             lines.append(
-                f"  fused    {manifest['lineage'].get('combiner')} of "
+                f"  fused    {lineage.get('combiner')} of "
                 + ", ".join(f"{m['name']}:{m['version']}" for m in fused)
             )
     lines += [

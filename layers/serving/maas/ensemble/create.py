@@ -64,12 +64,26 @@ def create_ensemble(
     alias: str | None = None,
     reason: str | None = None,
     force: bool = False,
+    fuse: bool = False,
 ) -> Release:
-    """Publish the next version of ``name`` as an ensemble of ``specs``; then, with an
-    alias, deploy it by the same policy and verification as any version."""
+    """Publish the next version of ``name`` as an ensemble of ``specs`` (with ``fuse``,
+    as one fused graph); then, with an alias, deploy it by the same policy and
+    verification as any version."""
     if alias is not None:
         check_writable_alias(alias)
+    followed = [str(spec.ref) for spec in specs if spec.ref.version is None]
+    if fuse and followed:
+        raise EnsembleRefused(
+            f"--fuse takes NAME:VERSION members only: a fused graph cannot follow an alias, "
+            f"and {followed[0]} is one"
+        )
     members, signature, session = _prepared(registry, name, specs, combiner)
+    if fuse:
+        with tempfile.TemporaryDirectory(prefix="maas-fuse-") as scratch:
+            path, fused = _fused(registry, members, signature, session, Path(scratch))
+            return release(
+                registry, path, name, alias=alias, details=fused, reason=reason, force=force
+            )
     details: dict[str, Any] = {
         "kind": "ensemble",
         "members": [spec.as_json() for spec in specs],
@@ -94,47 +108,35 @@ def create_ensemble(
     return Release(name, published.version, published.manifest, alias, deployment)
 
 
-def fuse_ensemble(
+def _fused(
     registry: Registry,
-    name: str,
-    specs: Sequence[MemberSpec],
-    combiner: Combiner,
-    *,
-    alias: str | None = None,
-    reason: str | None = None,
-    force: bool = False,
-) -> Release:
-    """Publish the members merged into one graph, as a model whose lineage lists them."""
+    members: Sequence[Member],
+    signature: dict[str, list[dict[str, Any]]],
+    session: CombinedSession,
+    scratch: Path,
+) -> tuple[Path, dict[str, Any]]:
+    """The members merged into one graph, with the details of a model whose lineage
+    lists them and whose golden samples are the unfused ensemble's answers."""
     import onnx
 
     from maas.ensemble.fuse import fuse_models
 
-    followed = [str(spec.ref) for spec in specs if spec.ref.version is None]
-    if followed:
-        raise EnsembleRefused(
-            f"--fuse takes NAME:VERSION members only: a fused graph cannot follow an alias, "
-            f"and {followed[0]} is one"
-        )
-    members, signature, session = _prepared(registry, name, specs, combiner)
     samples = golden_samples(session, signature)
     for sample in samples:
         sample["atol"] = FUSED_ATOL
     precisions = {member.manifest["precision"] for member in members}
-    with tempfile.TemporaryDirectory(prefix="maas-fuse-") as scratch:
-        protos = []
-        for index, member in enumerate(members):
-            path = Path(scratch) / f"member-{index}.onnx"
-            registry.fetch_model(member.name, member.version, path)
-            protos.append(onnx.load(str(path)))
-        fused = fuse_models(protos, [spec.weight for spec in specs], combiner, signature)
-        target = Path(scratch) / "fused.onnx"
-        onnx.save_model(fused, str(target))
-        details = {
-            "golden_samples": samples,
-            "lineage": _lineage(members, combiner),
-            "labels": shared_labels(members),
-            "precision": precisions.pop() if len(precisions) == 1 else "fp32",
-        }
-        return release(
-            registry, target, name, alias=alias, details=details, reason=reason, force=force
-        )
+    protos = []
+    for index, member in enumerate(members):
+        path = scratch / f"member-{index}.onnx"
+        registry.fetch_model(member.name, member.version, path)
+        protos.append(onnx.load(str(path)))
+    fused = fuse_models(protos, session.weights, session.combiner, signature)
+    target = scratch / "fused.onnx"
+    onnx.save_model(fused, str(target))
+    details = {
+        "golden_samples": samples,
+        "lineage": _lineage(members, session.combiner),
+        "labels": shared_labels(members),
+        "precision": precisions.pop() if len(precisions) == 1 else "fp32",
+    }
+    return target, details

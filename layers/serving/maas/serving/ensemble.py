@@ -23,14 +23,14 @@ from maas.errors import MaasError, NotReady
 from maas.names import ModelRef
 from maas.serving.alias_cache import AliasCache
 from maas.serving.model_cache import ModelCache
-from maas.serving.runtime import LoadedModel
+from maas.serving.runtime import DeclaredSignature, LoadedModel
 
 #: What ``GET /v2/models/{m}`` reports as an ensemble's platform.
 ENSEMBLE_PLATFORM = "maas_ensemble"
 
 
 @dataclass
-class EnsembleModel:
+class EnsembleModel(DeclaredSignature):
     """An ensemble version ready to answer: called exactly as a :class:`LoadedModel`."""
 
     name: str
@@ -39,14 +39,6 @@ class EnsembleModel:
     members: list[LoadedModel]
     weights: list[float]
     footprint: int = field(default=0)  # the members are budgeted in the model cache
-
-    @property
-    def inputs(self) -> list[dict[str, Any]]:
-        return list(self.manifest["inputs"])
-
-    @property
-    def outputs(self) -> list[dict[str, Any]]:
-        return list(self.manifest["outputs"])
 
     @property
     def parameters(self) -> dict[str, Any]:

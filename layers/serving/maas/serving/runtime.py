@@ -58,8 +58,22 @@ def session_options(cpus: int | None = None) -> Any:
     return options
 
 
+class DeclaredSignature:
+    """``inputs`` and ``outputs`` as the manifest declares them, for whatever answers."""
+
+    manifest: Manifest
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        return list(self.manifest["inputs"])
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return list(self.manifest["outputs"])
+
+
 @dataclass
-class LoadedModel:
+class LoadedModel(DeclaredSignature):
     """A version ready to answer: its manifest and its onnxruntime session."""
 
     name: str
@@ -99,14 +113,6 @@ class LoadedModel:
             ) from exc
         timeout = run_timeout_ms_from_env() if run_timeout_ms is None else run_timeout_ms
         return cls(name, version, manifest, session, estimate_footprint(manifest), timeout)
-
-    @property
-    def inputs(self) -> list[dict[str, Any]]:
-        return list(self.manifest["inputs"])
-
-    @property
-    def outputs(self) -> list[dict[str, Any]]:
-        return list(self.manifest["outputs"])
 
     @property
     def parameters(self) -> dict[str, Any]:
