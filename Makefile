@@ -136,6 +136,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.bench_cold
 	$(BIN)/python -m benchmarks.bench_watchdog
 	$(BIN)/python -m benchmarks.bench_hostile
+	$(BIN)/python -m benchmarks.bench_ensemble
 
 # The main job end to end: train, convert (fp32 + int8-dynamic), validate,
 # publish, serve over HTTP, call it with V2 JSON, tritonclient binary and TF

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from maas import __version__
+from maas.cli_ensemble import register as register_ensemble
 from maas.cli_models import register as register_models
 from maas.cli_output import alias_outcome, emit, progress_bar, registry_for
 from maas.errors import InvalidInput, MaasError
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     register_models(commands, common)
+    register_ensemble(commands, common)
 
     from maas.convert.cli import register as register_convert  # imports nothing heavy
 

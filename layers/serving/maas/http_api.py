@@ -206,7 +206,10 @@ def build_app(
         version, alias = version_or_alias(segment)
         meta = plane().metadata(model, version, alias)
         return json_response(
-            200, v2.model_metadata(model, meta["versions"], meta["inputs"], meta["outputs"])
+            200,
+            v2.model_metadata(
+                model, meta["versions"], meta["inputs"], meta["outputs"], meta.get("ensemble")
+            ),
         )
 
     def v2_ready(model: str, segment: str | None) -> HttpResponse:

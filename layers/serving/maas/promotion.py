@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from maas.deploy_policy import Status, apply_policy
-from maas.documents import AliasDoc, Manifest, iso, utc_now
+from maas.documents import AliasDoc, Manifest, iso, manifest_kind, utc_now
+from maas.ensemble.verify import verify_ensemble
 from maas.errors import IntegrityError, ModelRefused, NotFound
 from maas.labels import check_labels
 from maas.model_checks import Check, Verification, verify_model
@@ -197,16 +198,10 @@ def deploy_version(
         )
         deployment.recorded = registry.write_record(key, deployment.as_json())
         return deployment
-    with tempfile.TemporaryDirectory(prefix="maas-deploy-") as scratch:
-        path = Path(scratch) / "model.onnx"
-        model_key = Registry.model_key(name, version)
-        try:
-            registry.download(model_key, path)
-        except NotFound:
-            missing = Check("integrity", False, f"{model_key} is missing; the manifest names it")
-            verification = Verification([missing])
-        else:
-            verification = verify_model(path, manifest)
+    if manifest_kind(manifest) == "ensemble":
+        verification = verify_ensemble(registry, manifest)  # no bytes: its members'
+    else:
+        verification = _verify_registry_bytes(registry, manifest)
     alias = manifest["deploy"]["alias"]
     why = None
     if verification.passed and alias is not None:
@@ -214,6 +209,19 @@ def deploy_version(
         if why is not None and not force:
             verification.checks.append(Check("signature", False, why))
     return _finish(registry, manifest, verification, key, reason, forced=why is not None)
+
+
+def _verify_registry_bytes(registry: Registry, manifest: Manifest) -> Verification:
+    name, version = manifest["name"], manifest["version"]
+    with tempfile.TemporaryDirectory(prefix="maas-deploy-") as scratch:
+        path = Path(scratch) / "model.onnx"
+        model_key = Registry.model_key(name, version)
+        try:
+            registry.download(model_key, path)
+        except NotFound:
+            missing = Check("integrity", False, f"{model_key} is missing; the manifest names it")
+            return Verification([missing])
+        return verify_model(path, manifest)
 
 
 def _finish(

@@ -18,10 +18,12 @@ from typing import Any
 
 from maas import metrics
 from maas.config import ServingConfig
+from maas.documents import manifest_kind
 from maas.errors import AliasNotFound, NotReady, StoreUnavailable
 from maas.names import ModelRef, check_alias, check_name
 from maas.registry import Registry, alias_not_found
 from maas.serving.alias_cache import AliasCache
+from maas.serving.ensemble import ENSEMBLE_PLATFORM, EnsembleModel, Ensembles, Runnable
 from maas.serving.model_cache import ModelCache
 from maas.serving.request_checks import select_outputs, validate_inputs
 from maas.serving.runtime import LoadedModel
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Selection:
-    model: LoadedModel
+    model: Runnable  # one session, or an ensemble of them
     version: int  # the version that answers (may differ from the resolved one during a move)
     was_loaded: bool
 
@@ -69,6 +71,7 @@ class DataPlane:
             self.telemetry,
             loader=functools.partial(LoadedModel.load, run_timeout_ms=config.run_timeout_ms),
         )
+        self.ensembles = Ensembles(self.models, self.aliases)
         #: What this execution environment has answered (Triton's statistics).
         self.statistics = InferenceStatistics()
         self._serving: dict[tuple[str, str], int] = {}
@@ -100,7 +103,7 @@ class DataPlane:
             target = canary["version"]
         return Resolved(name, target, chosen_alias)
 
-    def model(self, resolved: Resolved) -> tuple[LoadedModel, int, bool]:
+    def model(self, resolved: Resolved) -> tuple[Runnable, int, bool]:
         """The loaded model to answer with, its version, and whether it was already loaded.
 
         For an alias, a version that is not loaded yet is loaded in the
@@ -112,6 +115,9 @@ class DataPlane:
         if loaded is not None:
             self._remember(resolved, resolved.version)
             return loaded, resolved.version, True
+        ensemble = self._ensemble(resolved.name, resolved.version)
+        if ensemble is not None:
+            return ensemble[0], resolved.version, ensemble[1]
         if resolved.alias is not None:
             with self._lock:
                 current = self._serving.get((resolved.name, resolved.alias))
@@ -132,6 +138,18 @@ class DataPlane:
             ) from exc
         self._remember(resolved, resolved.version)
         return model, resolved.version, False
+
+    def _ensemble(self, name: str, version: int) -> tuple[EnsembleModel, bool] | None:
+        """The ensemble ``name:version`` is, its members loaded (and whether they all
+        were already); None for a model. A manifest the registry cannot give now is
+        left to the model path, which knows how to answer without it."""
+        try:
+            manifest = self.models.manifest(name, version)
+        except StoreUnavailable:
+            return None
+        if manifest_kind(manifest) != "ensemble":
+            return None
+        return self.ensembles.load(manifest)
 
     def _remember(self, resolved: Resolved, version: int) -> None:
         if resolved.alias is not None:
@@ -178,7 +196,7 @@ class DataPlane:
             rows,
             cache_hit=selection.was_loaded,
         )
-        return InferenceResult(model.name, selection.version, outputs, request.id)
+        return InferenceResult(model.name, selection.version, outputs, request.id, model.parameters)
 
     def infer(
         self,
@@ -196,7 +214,7 @@ class DataPlane:
         """Signature of the version a reference resolves to (without the canary split)."""
         resolved = self._resolve_main(name, version, alias)
         manifest = self.models.manifest(name, resolved)
-        return {
+        meta = {
             "name": name,
             "version": resolved,
             "versions": self.registry.list_versions(name),
@@ -204,12 +222,26 @@ class DataPlane:
             "outputs": manifest["outputs"],
             "manifest": manifest,
         }
+        if manifest_kind(manifest) == "ensemble":
+            members = self.ensembles.member_versions(manifest)
+            meta["ensemble"] = {
+                "platform": ENSEMBLE_PLATFORM,
+                "members": [
+                    {"name": member, "version": str(version), "ref": entry["ref"], "weight": weight}
+                    for (member, version, weight), entry in zip(
+                        members, manifest["members"], strict=True
+                    )
+                ],
+                "combiner": manifest["combiner"],
+            }
+        return meta
 
     def ready(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """Load the referenced version if needed (a readiness probe also warms it)."""
         resolved = self._resolve_main(name, version, alias)
         try:
-            self.models.get(name, resolved)
+            if self._ensemble(name, resolved) is None:
+                self.models.get(name, resolved)
         except StoreUnavailable as exc:
             raise NotReady(f"{name}:{resolved} cannot be loaded now: {exc}") from exc
         return resolved
