@@ -214,3 +214,24 @@ def test_bad_input_to_an_ensemble_is_a_400_as_for_a_model(
         answer = call(handler, "POST", f"/v2/models/{name}/infer", wrong)
         assert answer.status == 400
         assert "input" in answer.error()
+
+
+def test_ensembles_appear_in_the_model_index_and_the_statistics(
+    registry: Registry, members: dict[str, Path], tmp_path: Path
+) -> None:
+    specs = member_specs(["digits-a@production", "digits-b:1"], None)
+    create_ensemble(registry, "digits-ens", specs, "mean", alias="production")
+    handler = handler_for(registry, tmp_path / "cache")
+    index = {m["name"]: m for m in call(handler, "GET", "/v2/models").json()["models"]}
+    assert index["digits-ens"]["kind"] == "ensemble"
+    assert index["digits-ens"]["aliases"] == {"production": 1}
+    assert index["digits-a"]["kind"] == "model"
+    triton = call(handler, "POST", "/v2/repository/index").json()
+    assert {"name": "digits-ens", "version": "1", "state": "READY", "reason": ""} in triton
+
+    assert (
+        call(handler, "POST", "/v2/models/digits-ens/infer", v2_body(digits_rows(5))).status == 200
+    )
+    (stats,) = call(handler, "GET", "/v2/models/digits-ens/stats").json()["model_stats"]
+    assert (stats["name"], stats["version"], stats["inference_count"]) == ("digits-ens", "1", 5)
+    assert stats["inference_stats"]["success"]["count"] == 1

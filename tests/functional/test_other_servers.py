@@ -71,8 +71,15 @@ def test_the_model_index_lists_every_model_with_its_aliases_and_versions(handler
                 "latest_version": 2,
                 "aliases": {"production": 1, "staging": 2},
                 "versions": [1, 2],
+                "kind": "model",
             },
-            {"name": "heads", "latest_version": 1, "aliases": {"production": 1}, "versions": [1]},
+            {
+                "name": "heads",
+                "latest_version": 1,
+                "aliases": {"production": 1},
+                "versions": [1],
+                "kind": "model",
+            },
         ]
     }
 

@@ -1,8 +1,8 @@
 """What a registry holds, summarised: `maas models list`, `GET /v2/models` (maas's
 index) and `POST /v2/repository/index` (Triton's) are all built from here.
 
-Each model costs two listings and one read per alias; these are operator routes,
-not the request path.
+Each model costs two listings and one read per alias (the index reads the latest
+manifest too); these are operator routes, not the request path.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 def model_entry(registry: Registry, name: str, *, with_versions: bool = False) -> dict[str, Any]:
     """``{"name", "latest_version", "aliases": {alias: version}}``, plus ``"canaries"``
     when an alias has one (only then, so the shape scripts read is unchanged), plus
-    ``"versions"`` (ascending) when asked."""
+    ``"versions"`` (ascending) and ``"kind"`` (of the latest version: ``"model"`` or
+    ``"ensemble"``) when asked."""
     versions = registry.list_versions(name)
     aliases = registry.list_aliases(name)
     entry: dict[str, Any] = {
@@ -29,6 +30,7 @@ def model_entry(registry: Registry, name: str, *, with_versions: bool = False) -
         entry["canaries"] = canaries
     if with_versions:
         entry["versions"] = versions
+        entry["kind"] = registry.kind(name, versions[-1]) if versions else "model"
     return entry
 
 
