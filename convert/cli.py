@@ -38,6 +38,16 @@ def _points(text: str) -> float:
     return value
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(f"invalid --min-agreement {text!r}: a percentage") from None
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise InvalidInput(f"invalid --min-agreement {text!r}: a percentage from 0 to 100")
+    return value
+
+
 def _positive(what: str) -> Any:
     def parse(text: str) -> int:
         if not (text.isascii() and text.isdigit()) or int(text) < 1:
@@ -125,6 +135,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="PTS",
         help="refuse a variant whose accuracy is more than PTS points below "
         "the source model's (default: 1.0)",
+    )
+    convert.add_argument(
+        "--min-agreement",
+        type=_percent,
+        default=98.0,
+        metavar="PCT",
+        help="refuse a precision variant (fp16, int8) whose top-1 differs from its source's "
+        "on more than 100-PCT percent of the eval rows (default: 98)",
     )
     convert.add_argument(
         "--prefer",
@@ -226,6 +244,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"  model  {result.model}")
         print(f"  eval   {result.eval_data}  ({s['samples']['eval']} samples)")
         print(f"  calib  {result.calib_data}  ({s['samples']['calib']} samples)")
+        print(
+            f"  train  {result.train_data}  ({s['samples']['train']} samples, the split it fitted)"
+        )
     return 0
 
 
@@ -255,6 +276,7 @@ def run_convert(args: argparse.Namespace) -> int:
         eval_data=args.eval_data,
         calib_data=args.calib_data,
         max_accuracy_drop=args.max_accuracy_drop,
+        min_agreement=args.min_agreement,
         prefer=args.prefer,
         opset=args.opset,
         publish=args.publish,

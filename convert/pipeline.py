@@ -30,6 +30,7 @@ from .data import Dataset, bind, generated, read_npz
 from .lineage import git_commit, library_versions
 from .progress import Reporter
 from .quality_gate import (
+    DEFAULT_MIN_AGREEMENT,
     LATENCY_THREADS,
     PREFERENCES,
     Row,
@@ -74,6 +75,8 @@ class ConvertOptions:
     eval_data: Path | None = None
     calib_data: Path | None = None
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
+    #: Percent of rows a precision variant must answer as its source does.
+    min_agreement: float = DEFAULT_MIN_AGREEMENT
     prefer: str = "balanced"
     opset: int | None = None
     publish: bool = False
@@ -102,6 +105,10 @@ class ConvertOptions:
         if not np.isfinite(self.max_accuracy_drop) or self.max_accuracy_drop < 0:
             raise InvalidInput(
                 f"--max-accuracy-drop {self.max_accuracy_drop:g} must be a number of points >= 0"
+            )
+        if not np.isfinite(self.min_agreement) or not 0 <= self.min_agreement <= 100:
+            raise InvalidInput(
+                f"--min-agreement {self.min_agreement:g} must be a percentage from 0 to 100"
             )
         if self.prefer not in PREFERENCES:
             raise InvalidInput(f"--prefer {self.prefer!r}: choose from {', '.join(PREFERENCES)}")
@@ -267,7 +274,13 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
                     precision, paths[precision], evaluation, reference, first
                 )
         for precision in order:
-            gate(measured[precision], source_accuracy, options.max_accuracy_drop, measured["fp32"])
+            gate(
+                measured[precision],
+                source_accuracy,
+                options.max_accuracy_drop,
+                measured["fp32"],
+                options.min_agreement,
+            )
         rows = [measured[p] for p in order]
         if renames:
             for row in rows:
@@ -320,6 +333,7 @@ def _publish(
                 else None
             ),
             "max_accuracy_drop": options.max_accuracy_drop,
+            "min_agreement": options.min_agreement,
             "golden_atol": row.golden_atol,
             # Latency is this machine's, with one onnxruntime thread (a Lambda vCPU).
             "latency_machine": f"{platform.system()} {platform.machine()}",

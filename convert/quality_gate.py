@@ -22,6 +22,9 @@ from .data import Dataset
 
 #: The fp32 conversion must reproduce the source this closely (max abs diff).
 FP32_MAX_ABS_DIFF = 1e-4
+#: Percent of eval rows whose top-1 a precision variant must share with its source
+#: (``--min-agreement``): equal accuracy can hide a third of the answers changed.
+DEFAULT_MIN_AGREEMENT = 98.0
 
 #: Golden samples stored per manifest, and the least tolerance they carry.
 GOLDEN_COUNT = 3
@@ -252,9 +255,17 @@ def golden_samples(
 
 
 def gate(
-    row: Row, source_accuracy: float | None, max_accuracy_drop: float, fp32: Row | None = None
+    row: Row,
+    source_accuracy: float | None,
+    max_accuracy_drop: float,
+    fp32: Row | None = None,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    *,
+    same_function: bool = True,
 ) -> Row:
-    """Refuse ``row`` if it fails a threshold; the reason names the number and the limit."""
+    """Refuse ``row`` if it fails a threshold; the reason names the rule, the number
+    and the limit. ``same_function``: a precision variant, which must agree with the
+    model it was built from; a pruned or distilled one is judged on accuracy alone."""
     if not row.finite:
         row.refuse("its outputs contain NaN or infinity")
     if row.precision == "fp32" and not row.max_abs_diff <= FP32_MAX_ABS_DIFF:
@@ -266,6 +277,11 @@ def gate(
         row.refuse(
             f"it derives from an fp32 conversion whose max abs diff "
             f"{fp32.max_abs_diff:.3g} exceeds {FP32_MAX_ABS_DIFF:g}"
+        )
+    if same_function and row.agreement is not None and row.agreement * 100.0 < min_agreement - 1e-9:
+        row.refuse(
+            f"agreement {row.agreement:.2%} with the top-1 of the model it was built from is "
+            f"below --min-agreement {min_agreement:g}%"
         )
     if row.accuracy is not None and source_accuracy is not None:
         drop = (source_accuracy - row.accuracy) * 100.0

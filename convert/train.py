@@ -51,12 +51,15 @@ class TrainResult:
     eval_data: Path
     calib_data: Path
     settings: dict[str, Any]
+    #: The split the model was fitted on (for pruning's fine-tune and for distillation).
+    train_data: Path | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "model": str(self.model),
             "eval_data": str(self.eval_data),
             "calib_data": str(self.calib_data),
+            "train_data": None if self.train_data is None else str(self.train_data),
             "settings": self.settings,
         }
 
@@ -177,8 +180,8 @@ def train_example(
     seed: int = 0,
     reporter: Reporter | None = None,
 ) -> TrainResult:
-    """Train the reference model and write ``model.keras``, ``eval.npz``, ``calib.npz`` and
-    ``training.json`` (the settings, for lineage) into ``out``."""
+    """Train the reference model and write ``model.keras``, ``train.npz``, ``eval.npz``,
+    ``calib.npz`` and ``training.json`` (the settings, for lineage) into ``out``."""
     reporter = reporter or Reporter(enabled=False)
     if dataset not in DATASETS:
         raise InvalidInput(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
@@ -222,8 +225,10 @@ def train_example(
     model_path = out / "model.keras"
     model.save(model_path)
     eval_path, calib_path = out / "eval.npz", out / "calib.npz"
+    train_path = out / "train.npz"
     np.savez_compressed(eval_path, x=splits.x_eval, y=splits.y_eval)
     np.savez_compressed(calib_path, x=splits.x_calib, y=splits.y_calib)
+    np.savez_compressed(train_path, x=splits.x_train, y=splits.y_train)
     versions = library_versions()
     settings = {
         "dataset": splits.source,
@@ -243,9 +248,11 @@ def train_example(
             "calib": len(splits.x_calib),
             "eval": len(splits.x_eval),
         },
+        # Disjoint splits: train.npz is what the model was fitted on, never evaluated on.
+        "files": {"train": train_path.name, "calib": calib_path.name, "eval": eval_path.name},
         "labels": [str(i) for i in range(10)],
         "libraries": {k: versions[k] for k in ("tensorflow", "keras") if k in versions},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
     (out / TRAINING_FILE).write_text(json.dumps(settings, indent=2) + "\n", "utf-8")
-    return TrainResult(out, model_path, eval_path, calib_path, settings)
+    return TrainResult(out, model_path, eval_path, calib_path, settings, train_path)

@@ -76,6 +76,10 @@ class Reference:
     calib_data: Path
     settings: dict[str, Any]
 
+    @property
+    def train_data(self) -> Path:
+        return self.out / "train.npz"
+
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:

@@ -40,6 +40,29 @@ def test_reference_model_files_and_splits(reference: Reference) -> None:
     assert settings["samples"]["eval"] == len(x) and settings["samples"]["calib"] == len(xc)
 
 
+def test_train_npz_is_the_split_it_fitted_disjoint_from_eval_and_calib(
+    reference: Reference,
+) -> None:
+    with (
+        np.load(reference.train_data) as tr,
+        np.load(reference.eval_data) as ev,
+        np.load(reference.calib_data) as cal,
+    ):
+        x, y = tr["x"], tr["y"]
+        held_out = {row.tobytes() for row in np.concatenate([ev["x"], cal["x"]])}
+    assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape[1:] == (8, 8)
+    assert len(x) == len(y) == reference.settings["samples"]["train"]
+    # Digits has duplicate images, so compare indices of the split, not pixels alone:
+    # the three splits add up to the 1797 images and train rows are mostly unseen.
+    unseen = sum(row.tobytes() not in held_out for row in x)
+    assert unseen / len(x) > 0.95
+    assert reference.settings["files"] == {
+        "train": "train.npz",
+        "calib": "calib.npz",
+        "eval": "eval.npz",
+    }
+
+
 def test_training_settings_are_saved_beside_the_model(reference: Reference) -> None:
     saved = json.loads((reference.out / sources.TRAINING_FILE).read_text())
     assert saved == reference.settings
