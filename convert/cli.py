@@ -38,6 +38,21 @@ def _points(text: str) -> float:
     return value
 
 
+def _sparsities(text: str) -> list[float]:
+    from .prune import parse_sparsities
+
+    return parse_sparsities(text)
+
+
+def _count(what: str) -> Any:
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or len(text) > 6:
+            raise InvalidInput(f"invalid {what} {text!r}: a whole number >= 0")
+        return int(text)
+
+    return parse
+
+
 def _percent(text: str) -> float:
     try:
         value = float(text)
@@ -181,6 +196,27 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="rename the ONNX graph's outputs, in order",
     )
     convert.add_argument(
+        "--prune",
+        type=_sparsities,
+        default=[],
+        metavar="S[,S...]",
+        help="also build magnitude-pruned variants at these sparsities (0 < S < 1), each at "
+        "every --precision; Keras sources only",
+    )
+    convert.add_argument(
+        "--train-data",
+        type=Path,
+        metavar="NPZ",
+        help="the split the model was fitted on (x, y): --prune fine-tunes on it",
+    )
+    convert.add_argument(
+        "--fine-tune-epochs",
+        type=_count("--fine-tune-epochs"),
+        default=10,
+        metavar="N",
+        help="epochs of fine-tuning while pruning (default: 10; 0 = one-shot pruning)",
+    )
+    convert.add_argument(
         "--labels",
         type=Path,
         metavar="FILE",
@@ -287,6 +323,9 @@ def run_convert(args: argparse.Namespace) -> int:
         input_names=args.input_names,
         output_names=args.output_names,
         labels=read_labels(args.labels) if args.labels is not None else None,
+        prune=args.prune,
+        train_data=args.train_data,
+        fine_tune_epochs=args.fine_tune_epochs,
     )
     result = convert_model(options, Reporter.for_cli(args.json))
     if args.json:

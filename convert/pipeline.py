@@ -29,6 +29,8 @@ from . import io_names, optimize
 from .data import Dataset, bind, generated, read_npz
 from .lineage import git_commit, library_versions
 from .progress import Reporter
+from .prune import DEFAULT_FINE_TUNE_EPOCHS, gzip_bytes
+from .pruned_variants import PrunedVariants, PruneSettings, build_pruned
 from .quality_gate import (
     DEFAULT_MIN_AGREEMENT,
     LATENCY_THREADS,
@@ -44,6 +46,7 @@ from .quality_gate import (
 )
 from .sources import Source, detect_kind, load_source
 from .to_onnx import check_opset, convert, converter_name
+from .variants import build_precisions
 
 DEFAULT_PRECISIONS = ("fp32", "int8-dynamic")
 DEFAULT_MAX_ACCURACY_DROP = 1.0
@@ -91,6 +94,11 @@ class ConvertOptions:
     output_names: list[str] | None = None
     #: Class labels (``--labels FILE``); else those recorded in training.json, if any.
     labels: list[str] | None = None
+    #: ``--prune``: target sparsities, each also built at every requested precision.
+    prune: list[float] = field(default_factory=list)
+    #: ``--train-data``: the split the model was fitted on (pruning's fine-tune).
+    train_data: Path | None = None
+    fine_tune_epochs: int = DEFAULT_FINE_TUNE_EPOCHS
 
     def check(self) -> None:
         """Refuse bad flags before any work is done."""
@@ -132,6 +140,8 @@ class ConvertResult:
     alias_release: Release | None = None
     #: The variant --prefer chose for --alias.
     chosen: Row | None = None
+    #: Per sparsity: the pruned model's outputs and its compression lineage.
+    pruned: dict[float, PrunedVariants] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -193,7 +203,13 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
         from maas.registry import open_registry
 
         registry = open_registry(options.registry)
-    detect_kind(options.source)
+    kind = detect_kind(options.source)
+    if options.prune and kind != "keras":
+        raise InvalidInput(
+            f"--prune needs a Keras source (.keras or .h5) to fine-tune; {options.source} is "
+            f"a {kind} model"
+        )
+    raw_train = read_npz(options.train_data, "--train-data") if options.train_data else None
     raw_eval = read_npz(options.eval_data, "--eval-data") if options.eval_data else None
     raw_calib = read_npz(options.calib_data, "--calib-data") if options.calib_data else None
     if (
@@ -234,6 +250,17 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
         if raw_calib is not None and options.calib_data
         else None
     )
+    training = (
+        bind(
+            raw_train,
+            source.inputs,
+            f"--train-data {options.train_data}",
+            options.train_data,
+            file_sha256(options.train_data)[0],
+        )
+        if raw_train is not None and options.train_data
+        else None
+    )
     renames = io_names.mapping_for(
         [s.name for s in source.inputs],
         [s.name for s in source.outputs],
@@ -254,18 +281,7 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
             converted = convert(source, work / "converted.onnx", options.opset)
         with reporter.step("optimizing (basic level)"):
             paths = {"fp32": optimize.optimize_basic(converted, work / "fp32.onnx")}
-        for precision in order:
-            target = work / f"{precision}.onnx"
-            if precision == "int8-dynamic":
-                with reporter.step("quantizing int8-dynamic"):
-                    paths[precision] = optimize.int8_dynamic(paths["fp32"], target)
-            elif precision == "fp16":
-                with reporter.step("converting to fp16"):
-                    paths[precision] = optimize.fp16(paths["fp32"], target)
-            elif precision == "int8-static":
-                assert calibration is not None  # checked by options.check()
-                with reporter.bar(len(calibration), "calibrating int8-static", "sample") as bar:
-                    paths[precision] = optimize.int8_static(paths["fp32"], target, calibration, bar)
+        paths = build_precisions(paths["fp32"], order, work, calibration, reporter)
 
         measured: dict[str, Row] = {}
         for precision in dict.fromkeys(["fp32", *order]):
@@ -282,17 +298,43 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
                 options.min_agreement,
             )
         rows = [measured[p] for p in order]
+        for row in rows:
+            row.gzip_bytes = gzip_bytes(row.path)
+        pruned = build_pruned(
+            source,
+            PruneSettings(
+                options.prune,
+                training,
+                options.fine_tune_epochs,
+                options.max_accuracy_drop,
+                options.min_agreement,
+                options.opset,
+            ),
+            evaluation,
+            reference,
+            source_accuracy,
+            order,
+            calibration,
+            work,
+            reporter,
+        )
+        rows += [row for variants in pruned for row in variants.rows]
         if renames:
             for row in rows:
                 io_names.rename_file(row.path, renames)
+            for variants in pruned:
+                variants.reference = io_names.renamed_data(evaluation, variants.reference, renames)[
+                    1
+                ]
             evaluation, reference = io_names.renamed_data(evaluation, reference, renames)
 
         if options.out is not None:
             options.out.mkdir(parents=True, exist_ok=True)
             for row in rows:
-                shutil.copyfile(row.path, options.out / f"{options.name}-{row.precision}.onnx")
+                shutil.copyfile(row.path, options.out / f"{options.name}-{row.label}.onnx")
 
         result = ConvertResult(source, rows, source_accuracy, evaluation)
+        result.pruned = {v.rows[0].sparsity: v for v in pruned if v.rows}
         if registry is not None:
             _publish(registry, options, result, reference, calibration, reporter)
     return result
@@ -318,10 +360,13 @@ def _publish(
             raise SignatureMismatch(why)
     commit, dirty = git_commit()
     libraries = library_versions()
-    parent: int | None = None
+    parents: dict[float, int] = {}  # per sparsity (0: dense), the fp32 version
     for row in result.rows:
         if not row.passed:
             continue
+        variants = result.pruned.get(row.sparsity)
+        row_reference = variants.reference if variants is not None else reference
+        parent = parents.get(row.sparsity)
         metrics = {
             **{k: v for k, v in row.as_json().items() if k not in ("passed", "reason", "version")},
             "source_accuracy": result.source_accuracy,
@@ -343,7 +388,7 @@ def _publish(
             "precision": row.precision,
             "metrics": metrics,
             "labels": options.labels if options.labels is not None else source.labels,
-            "golden_samples": golden_samples(evaluation, reference, row.golden_atol),
+            "golden_samples": golden_samples(evaluation, row_reference, row.golden_atol),
             "source": {
                 "framework": source.framework,
                 "file_sha256": source.sha256,
@@ -356,10 +401,11 @@ def _publish(
                 "git_commit": commit,
                 "git_dirty": dirty,
                 "training": source.training,
+                **({"compression": variants.compression} if variants is not None else {}),
             },
         }
         alias = options.alias if choice is row else None
-        with reporter.bar(row.size_bytes, f"uploading {row.precision}", "B") as progress:
+        with reporter.bar(row.size_bytes, f"uploading {row.label}", "B") as progress:
             published = release(
                 registry,
                 row.path,
@@ -367,7 +413,7 @@ def _publish(
                 alias=alias,
                 details=details,
                 progress=progress,
-                reason=f"maas convert --prefer {options.prefer}: {row.precision}",
+                reason=f"maas convert --prefer {options.prefer}: {row.label}",
                 force=options.force,
             )
         row.version = published.version
@@ -376,4 +422,4 @@ def _publish(
             result.alias_version = published.version
             result.alias_release = published
         if row.precision == "fp32":
-            parent = published.version
+            parents[row.sparsity] = published.version

@@ -45,7 +45,9 @@ LATENCY_THREADS = 1
 
 ROW_KEYS = (
     "precision",
+    "sparsity",
     "size_bytes",
+    "gzip_bytes",
     "accuracy",
     "agreement",
     "max_abs_diff",
@@ -74,6 +76,14 @@ class Row:
     reason: str | None = None
     version: int | None = None
     golden_atol: float = GOLDEN_MIN_ATOL
+    #: The pruning target (0 for a dense variant), and the file's gzip size.
+    sparsity: float = 0.0
+    gzip_bytes: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``fp32``, or ``s0.8-int8-dynamic`` for a pruned variant (its file name's part)."""
+        return self.precision if not self.sparsity else f"s{self.sparsity:g}-{self.precision}"
 
     def refuse(self, reason: str) -> None:
         if self.passed:
@@ -83,7 +93,9 @@ class Row:
     def as_json(self) -> dict[str, Any]:
         return {
             "precision": self.precision,
+            "sparsity": self.sparsity,
             "size_bytes": self.size_bytes,
+            "gzip_bytes": self.gzip_bytes,
             "accuracy": self.accuracy,
             "agreement": self.agreement,
             "max_abs_diff": self.max_abs_diff,
@@ -278,11 +290,6 @@ def gate(
             f"it derives from an fp32 conversion whose max abs diff "
             f"{fp32.max_abs_diff:.3g} exceeds {FP32_MAX_ABS_DIFF:g}"
         )
-    if same_function and row.agreement is not None and row.agreement * 100.0 < min_agreement - 1e-9:
-        row.refuse(
-            f"agreement {row.agreement:.2%} with the top-1 of the model it was built from is "
-            f"below --min-agreement {min_agreement:g}%"
-        )
     if row.accuracy is not None and source_accuracy is not None:
         drop = (source_accuracy - row.accuracy) * 100.0
         if drop > max_accuracy_drop + 1e-9:
@@ -290,6 +297,11 @@ def gate(
                 f"accuracy {row.accuracy:.2%} is {drop:.2f} points below the source's "
                 f"{source_accuracy:.2%}; --max-accuracy-drop is {max_accuracy_drop:g}"
             )
+    if same_function and row.agreement is not None and row.agreement * 100.0 < min_agreement - 1e-9:
+        row.refuse(
+            f"agreement {row.agreement:.2%} with the top-1 of the model it was built from is "
+            f"below --min-agreement {min_agreement:g}%"
+        )
     return row
 
 
@@ -334,15 +346,17 @@ def report_table(
         return "-" if value is None else f"{value:.2%}"
 
     header = (
-        f"{'PRECISION':<13} {'SIZE':>10} {'ACCURACY':>9} {'AGREEMENT':>9} "
-        f"{'MAX DIFF':>9} {'P50 B1':>9} {'P50 B64':>9}  {'STATUS':<7} VERSION"
+        f"{'PRECISION':<13} {'SPARSITY':>8} {'SIZE':>10} {'GZIP':>10} {'ACCURACY':>9} "
+        f"{'AGREEMENT':>9} {'MAX DIFF':>9} {'P50 B1':>9} {'P50 B64':>9}  {'STATUS':<7} VERSION"
     )
     gutter = "  " if chosen is not None else ""  # room for the * mark
     lines = [gutter + header]
     for r in rows:
         mark = "* " if r is chosen else gutter
         lines.append(
-            f"{mark}{r.precision:<13} {r.size_bytes:>10,} {pct(r.accuracy):>9} "
+            f"{mark}{r.precision:<13} {r.sparsity:>8g} {r.size_bytes:>10,} "
+            f"{'-' if r.gzip_bytes is None else format(r.gzip_bytes, ','):>10} "
+            f"{pct(r.accuracy):>9} "
             f"{pct(r.agreement):>9} {r.max_abs_diff:>9.2e} {r.latency_ms_b1:>7.3f}ms "
             f"{r.latency_ms_b64:>7.3f}ms  "
             f"{'passed' if r.passed else 'REFUSED':<7} {'-' if r.version is None else r.version}"
@@ -350,14 +364,16 @@ def report_table(
     lines.append(f"source accuracy: {pct(source_accuracy)}")
     lines += TABLE_FOOTER
     if chosen is not None:
-        lines.append(f"* the variant the alias points at ({chosen.precision})")
-    lines += [f"{r.precision} refused: {r.reason}" for r in rows if not r.passed]
+        lines.append(f"* the variant the alias points at ({chosen.label})")
+    lines += [f"{r.label} refused: {r.reason}" for r in rows if not r.passed]
     return "\n".join(lines)
 
 
 TABLE_FOOTER = [
-    "SIZE: ONNX file bytes. ACCURACY: top-1 on the eval data (- without labels).",
-    "AGREEMENT: rows whose top-1 equals the source model's. MAX DIFF: largest absolute",
-    "difference from the source's outputs. P50 B1 / P50 B64: median onnxruntime latency",
+    "SPARSITY: the pruning target (0: dense). SIZE / GZIP: ONNX file bytes, raw and gzipped",
+    "(pruning shrinks only the gzipped size). ACCURACY: top-1 on the eval data (- without",
+    "labels). AGREEMENT: rows whose top-1 equals that of the model the variant was built from",
+    "(a pruned fp32's: the unpruned source's). MAX DIFF: largest absolute difference from it.",
+    "P50 B1 / P50 B64: median onnxruntime latency",
     "for a batch of 1 / 64 rows on this machine, one thread (a Lambda vCPU).",
 ]
