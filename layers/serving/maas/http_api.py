@@ -26,7 +26,7 @@ from maas.config import LAMBDA_PAYLOAD_BYTES
 from maas.errors import InvalidInput, MaasError, PayloadTooLarge
 from maas.http_resolver import ThreadLocalEventResolver
 from maas.names import check_alias, parse_version
-from maas.protocol import compression, response_size, tfserving, v2
+from maas.protocol import compression, jsonbody, response_size, tfserving, v2
 from maas.protocol.integers import INT64_MAX, is_decimal, parse_count
 from maas.serving.dataplane import DataPlane
 
@@ -41,7 +41,8 @@ MODEL_VERSION_HEADER = "x-maas-model-version"
 def json_response(
     status: int, document: Any, headers: dict[str, str] | None = None
 ) -> HttpResponse:
-    return Response(status, JSON, json.dumps(document, separators=(",", ":")), headers or {})
+    """The resolver's serializer (:func:`maas.protocol.jsonbody.dumps_text`) prints ``document``."""
+    return Response(status, JSON, document, headers or {})
 
 
 def error_response(exc: MaasError) -> HttpResponse:
@@ -79,7 +80,7 @@ def within_lambda_payload(response: dict[str, Any], limit: int | None = None) ->
     return {
         "statusCode": exc.status,
         "headers": {"Content-Type": JSON},
-        "body": json.dumps({"error": str(exc)}),
+        "body": jsonbody.dumps_text({"error": str(exc)}),
         "isBase64Encoded": False,
     }
 
@@ -272,10 +273,10 @@ def build_app(
         request, form = tfserving.decode_predict(request_body(), selection.model.inputs)
         result = serving.run(selection, request)
         refuse_oversized(response_size.smallest_body(result.outputs)[0], False, at_least=True)
-        body = json.dumps(tfserving.encode_predict(result, form), separators=(",", ":"))
+        body = tfserving.encode_predict_body(result, form)
         refuse_oversized(len(body), False, at_least=False)
         headers = {MODEL_VERSION_HEADER: str(result.model_version)}
-        return Response(200, JSON, body, headers, compress=gzip_ok())
+        return Response(200, JSON, body.decode("utf-8"), headers, compress=gzip_ok())
 
     @app.get("/v1/models/<model>")
     def tf_model(model: str) -> HttpResponse:

@@ -17,10 +17,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from maas.protocol.jsonbody import dumps_text
+
 
 class ThreadLocalEventResolver(APIGatewayHttpResolver):
     def __init__(self) -> None:
-        super().__init__()
+        # One JSON library behind every response: the codecs' own.
+        super().__init__(serializer=dumps_text)
         self._invocation = threading.local()
 
     @property  # type: ignore[override]
