@@ -112,13 +112,15 @@ def _documented_paths() -> list[tuple[re.Pattern[str], list[str]]]:
     return compiled
 
 
-def allowed_methods(path: str) -> list[str]:
-    """The methods documented for ``path``; empty when no route has it."""
+@functools.lru_cache(maxsize=1024)
+def allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods documented for ``path``; empty when no route has it. Every request
+    asks (the middleware below), so answers are kept for the paths seen most."""
     allowed = set()
     for regex, methods in _documented_paths():
         if regex.fullmatch(path):
             allowed.update(methods)
-    return sorted(allowed)
+    return tuple(sorted(allowed))
 
 
 def method_not_allowed(method: str, path: str) -> HttpResponse | None:
@@ -150,8 +152,7 @@ def build_app(
     app.use(middlewares=[documented_methods_only])
 
     def header(name: str) -> str | None:
-        value = app.current_event.headers.get(name)
-        return value if value is None else str(value)
+        return app.request_headers.get(name)
 
     def request_body() -> bytes:
         event = app.current_event

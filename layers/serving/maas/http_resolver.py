@@ -36,6 +36,17 @@ class ThreadLocalEventResolver(APIGatewayHttpResolver):
         self._invocation.event = value
 
     @property
+    def request_headers(self) -> dict[str, str]:
+        """The request's headers under lower-case names, built once per invocation
+        (Powertools' ``current_event.headers`` builds a new dict on every read)."""
+        headers: dict[str, str] | None = self._invocation.headers
+        if headers is None:
+            raw = self.current_event.get("headers") or {}
+            headers = {str(name).lower(): str(value) for name, value in raw.items()}
+            self._invocation.headers = headers
+        return headers
+
+    @property
     def lambda_context(self) -> Any:
         return self._invocation.context
 
@@ -48,4 +59,5 @@ class ThreadLocalEventResolver(APIGatewayHttpResolver):
         # the properties above, so this thread's values are the ones used.
         self.current_event = APIGatewayProxyEventV2(dict(event))
         self.lambda_context = context
+        self._invocation.headers = None
         return super().resolve(event, context)

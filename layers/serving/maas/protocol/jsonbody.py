@@ -77,9 +77,16 @@ def _may_hold_a_wide_integer(document: Any) -> bool:
                 return True
         elif kind is dict:
             stack.extend(item.values())
-        elif kind is list:
-            if len(item) > _SHORT_LIST and type(item[0]) in (float, int):
-                continue
+        elif kind is list and item:
+            if type(item[0]) in (float, int):
+                if len(item) > _SHORT_LIST:
+                    continue
+                try:  # numbers only: min and max answer in C
+                    if max(item) >= _HUGE or min(item) <= -_HUGE:
+                        return True
+                    continue
+                except TypeError:
+                    pass  # mixed with other values: look at each
             stack.extend(item)
     return False
 
