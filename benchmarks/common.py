@@ -98,7 +98,8 @@ def keras_to_onnx(model: Any, work: Path, name: str) -> Path:
 
     source = work / f"{name}.keras"
     model.save(source)
-    return convert(load_source(source), work / f"{name}.onnx")
+    converted: Path = convert(load_source(source), work / f"{name}.onnx")
+    return converted
 
 
 def keras_mlp(layers: tuple[int, ...], input_shape: tuple[int, ...], seed: int = 0) -> Any:
