@@ -112,22 +112,22 @@ def targets(data: dict[str, Any]) -> list[tuple[str, str, bool]]:
     out = [
         (
             "MLP 784-1024-1024-10, batch 64: JSON handler <= 0.4x the stdlib baseline",
-            f"{mlp:.2f}x",
+            f"{mlp:.3f}x",
             mlp <= 0.4,
         ),
         (
             "digits, batch 1: JSON handler p50 <= 2.5x the stdlib baseline",
-            f"{digits:.2f}x",
+            f"{digits:.3f}x",
             digits <= 2.5,
         ),
         (
             "cold start from S3 <= 1.2x the naive handler (wall)",
-            f"{cold['wall_vs_naive']:.2f}x",
+            f"{cold['wall_vs_naive']:.3f}x",
             cold["wall_vs_naive"] <= 1.2,
         ),
         (
             "cold start peak RSS <= 1.1x the naive handler's",
-            f"{cold['rss_vs_naive']:.2f}x",
+            f"{cold['rss_vs_naive']:.3f}x",
             cold["rss_vs_naive"] <= 1.1,
         ),
     ]
