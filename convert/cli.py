@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maas.errors import InvalidInput
-from maas.names import check_name, check_writable_alias
+from maas.names import check_writable_alias, check_writable_name
 
 #: Duplicated from the modules that own them, which this module must not import.
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
@@ -100,7 +100,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="SRC",
         help=".keras file, SavedModel directory, .tflite or .onnx",
     )
-    convert.add_argument("--name", required=True, type=check_name, help="the model's name")
+    convert.add_argument("--name", required=True, type=check_writable_name, help="the model's name")
     convert.add_argument(
         "--eval-data", type=Path, metavar="NPZ", help="x (and optionally y labels) to validate on"
     )
@@ -161,6 +161,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         type=lambda text: _names(text, "--output-names"),
         metavar="Y[,Z]",
         help="rename the ONNX graph's outputs, in order",
+    )
+    convert.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="class labels, one per line in class-index order (UTF-8), kept in each "
+        "manifest (default: those in the source's training.json, if any)",
     )
     convert.add_argument(
         "--out",
@@ -236,6 +243,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from maas.cli_output import alias_outcome
+    from maas.labels import read_labels
 
     from .pipeline import ConvertOptions, convert_model
     from .progress import Reporter
@@ -256,12 +264,15 @@ def run_convert(args: argparse.Namespace) -> int:
         force=args.force,
         input_names=args.input_names,
         output_names=args.output_names,
+        labels=read_labels(args.labels) if args.labels is not None else None,
     )
     result = convert_model(options, Reporter.for_cli(args.json))
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:
         print(result.table())
+        if not args.publish and args.out is None:
+            print("nothing kept: a dry run (add --publish to publish, --out DIR to keep the files)")
     if result.alias_release is not None:
         moved = alias_outcome(result.alias_release)
         if moved is not None and not args.json:

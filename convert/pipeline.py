@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from maas.errors import InvalidInput
-from maas.names import check_name, check_writable_alias
+from maas.labels import check_labels
+from maas.names import check_writable_alias, check_writable_name
 from maas.onnxfile import file_sha256, inspect_onnx
 from maas.promotion import Release, release, signature_refusal
 from maas.registry import Registry
@@ -85,10 +86,12 @@ class ConvertOptions:
     #: Rename the graph's inputs / outputs (``--input-names`` / ``--output-names``).
     input_names: list[str] | None = None
     output_names: list[str] | None = None
+    #: Class labels (``--labels FILE``); else those recorded in training.json, if any.
+    labels: list[str] | None = None
 
     def check(self) -> None:
         """Refuse bad flags before any work is done."""
-        check_name(self.name)
+        check_writable_name(self.name)
         if self.alias is not None:
             check_writable_alias(self.alias)
             if not self.publish:
@@ -198,6 +201,10 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
 
     with reporter.step(f"loading {options.source}"):
         source = load_source(options.source)
+    if options.labels is not None:
+        check_labels(
+            options.labels, [{"name": o.name, "shape": list(o.shape)} for o in source.outputs]
+        )
     evaluation = (
         bind(
             raw_eval,
@@ -321,7 +328,7 @@ def _publish(
         details = {
             "precision": row.precision,
             "metrics": metrics,
-            "labels": source.labels,
+            "labels": options.labels if options.labels is not None else source.labels,
             "golden_samples": golden_samples(evaluation, reference, row.golden_atol),
             "source": {
                 "framework": source.framework,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,26 +34,29 @@ def aws_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAAS_ACTOR", "pytest")
 
 
+#: The ``maas`` logger before any entry point configured it (nothing in maas
+#: configures logging at import).
+_PRISTINE_MAAS_LOGGER = vars(logging.getLogger("maas")).copy()
+
+
 @pytest.fixture(autouse=True)
 def maas_loggers_as_they_were() -> Iterator[None]:
-    """A Lambda entry point gives every registered ``maas.*`` child logger a Powertools
-    handler on the sys.stdout of that moment, which pytest closes after the test:
-    put the loggers back, so a later test never logs into a closed stream."""
-    import logging
-
-    def maas_loggers() -> list[logging.Logger]:
-        return [
-            logger
-            for name, logger in logging.root.manager.loggerDict.items()
-            if isinstance(logger, logging.Logger) and name.startswith("maas.")
-        ]
-
-    before = {id(lg): (list(lg.handlers), lg.propagate, lg.level) for lg in maas_loggers()}
+    """A Lambda entry point configures the ``maas`` logger (Powertools' handler, INFO,
+    attributes that mark it configured) and every registered ``maas.*`` child: after
+    each test, put them all back as nothing had configured them, so a later test's CLI
+    call logs as a user's would (nothing on stdout) and a later entry point configures
+    Powertools afresh. A module-scoped handler logs nowhere after its first test."""
     yield
-    for logger in maas_loggers():
-        handlers, propagate, level = before.get(id(logger), ([], True, logging.NOTSET))
-        logger.handlers[:] = handlers
-        logger.propagate, logger.level = propagate, level
+    parent = logging.getLogger("maas")
+    for added in set(vars(parent)) - set(_PRISTINE_MAAS_LOGGER):
+        delattr(parent, added)
+    vars(parent).update(_PRISTINE_MAAS_LOGGER)
+    parent.handlers = []
+    parent.setLevel(logging.NOTSET)  # also clears logging's cache of enabled levels
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and name.startswith("maas."):
+            logger.handlers = []
+            logger.propagate, logger.level = True, logging.NOTSET
 
 
 @pytest.fixture(scope="session", autouse=True)

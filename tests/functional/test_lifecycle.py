@@ -154,6 +154,22 @@ def test_an_archived_version_is_never_an_alias_target(cli: Cli, onnx_model: Path
     assert cli("models", "alias", "digits", "production", "3")[0] == 0
 
 
+def test_a_canary_archived_after_it_was_set_cannot_be_promoted(cli: Cli) -> None:
+    assert (
+        cli("models", "alias", "digits", "production", "2", "--canary", "3", "--weight", "0.1")[0]
+        == 0
+    )
+    cli("models", "archive", "digits:3")
+    # Keeping it as the canary (re-weighting it) is no move to it; promoting it is.
+    assert (
+        cli("models", "alias", "digits", "production", "2", "--canary", "3", "--weight", "0.2")[0]
+        == 0
+    )
+    code, _, err = cli("models", "alias", "digits", "production", "3")
+    assert code == 2 and "digits:3 is archived" in err
+    assert cli.json("models", "show", "digits@production")["version"] == 2
+
+
 def test_deployment_records_are_readable_on_file_and_s3_registries(
     cli: Cli, capsys: pytest.CaptureFixture[str], s3_bucket: str, onnx_model: Path
 ) -> None:

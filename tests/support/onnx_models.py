@@ -43,6 +43,46 @@ def digits_mlp(seed: int = 0, hidden: int = 32) -> onnx.ModelProto:
     return model
 
 
+def constant_classifier(
+    probabilities: list[float],
+    *,
+    input_name: str = "input",
+    input_type: int = TensorProto.FLOAT,
+    input_shape: tuple[int | str, ...] = ("batch", 8, 8),
+    output_name: str = "probabilities",
+    opset: int = 17,
+) -> onnx.ModelProto:
+    """A classifier answering ``probabilities`` for every row, whatever the input:
+    Flatten → Gemm (zero weights, bias log p) → Softmax. Its signature is set by the
+    keywords (the digits models' by default), to build members that agree or differ."""
+    features = int(np.prod([d for d in input_shape[1:] if isinstance(d, int)]))
+    classes = len(probabilities)
+    bias = np.log(np.asarray(probabilities, np.float64)).astype(np.float32)
+    nodes = [helper.make_node("Flatten", [input_name], ["flat"], axis=1)]
+    if input_type != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", ["flat"], ["flat_f"], to=TensorProto.FLOAT))
+    nodes += [
+        helper.make_node("Gemm", ["flat_f" if len(nodes) > 1 else "flat", "w", "b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], [output_name], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant_classifier",
+        [helper.make_tensor_value_info(input_name, input_type, list(input_shape))],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", classes])],
+        [
+            numpy_helper.from_array(np.zeros((features, classes), np.float32), "w"),
+            numpy_helper.from_array(bias, "b"),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="maas-tests"
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def two_heads() -> onnx.ModelProto:
     """Inputs ``a`` and ``b`` (FP32, [-1, 4]); outputs ``sum`` and ``product``."""
     graph = helper.make_graph(

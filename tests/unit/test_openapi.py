@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from maas.errors import InvalidInput
 from maas.http_api import openapi_document, version_or_alias
 from maas.names import check_alias, check_name, parse_version
-from maas.protocol import tfserving, v2
+from maas.protocol import tfclassify, tfserving, v2
 
 DOCUMENT = openapi_document()
 SIGNATURE = [{"name": "input", "datatype": "FP32", "shape": [-1, 2]}]
@@ -193,6 +193,37 @@ def test_the_tf_predict_schema_rejects_what_the_server_rejects_for_any_model(cas
 def test_the_tf_predict_schema_accepts_both_forms(body: dict[str, Any]) -> None:
     tfserving.decode_predict(json.dumps(body).encode(), SIGNATURE)
     assert valid(body_validator("TfPredictRequest"), body)
+
+
+CLASSIFY_REJECTED = {
+    "no examples": {},
+    "empty examples": {"examples": []},
+    "examples not a list": {"examples": {"input": [1, 2]}},
+    "an example not an object": {"examples": [[1, 2]]},
+    "context not an object": {"examples": [{"input": [1, 2]}], "context": [1]},
+    "an unknown field": {"examples": [{"input": [1, 2]}], "instances": [[1, 2]]},
+    "another signature": {"examples": [{"input": [1, 2]}], "signature_name": "predict"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLASSIFY_REJECTED))
+def test_the_classify_schema_rejects_what_the_server_rejects_for_any_model(case: str) -> None:
+    body = CLASSIFY_REJECTED[case]
+    with pytest.raises(InvalidInput):
+        tfclassify.decode_classify(json.dumps(body).encode(), SIGNATURE)
+    assert not valid(body_validator("TfClassifyRequest"), body), case
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"examples": [{"input": [1, 2]}, {"input": [3, 4]}]},
+        {"examples": [{}], "context": {"input": [1, 2]}, "signature_name": ""},
+    ],
+)
+def test_the_classify_schema_accepts_examples_and_context(body: dict[str, Any]) -> None:
+    tfclassify.decode_classify(json.dumps(body).encode(), SIGNATURE)
+    assert valid(body_validator("TfClassifyRequest"), body)
 
 
 def test_every_operation_declares_its_error_responses_as_json_errors() -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from maas import __version__
+from maas.cli_ensemble import register as register_ensemble
 from maas.cli_models import register as register_models
 from maas.cli_output import alias_outcome, emit, progress_bar, registry_for
 from maas.errors import InvalidInput, MaasError
-from maas.names import check_name, check_writable_alias
+from maas.names import check_writable_alias, check_writable_name
 
 EXIT_INTERNAL = 1
 
@@ -59,11 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
         "publish", parents=[common], help="publish an ONNX file as the model's next version"
     )
     publish.add_argument("model", type=Path, metavar="MODEL.onnx")
-    publish.add_argument("--name", required=True, type=check_name)
+    publish.add_argument("--name", required=True, type=check_writable_name)
     publish.add_argument(
         "--alias", type=check_writable_alias, help="then move ALIAS to the new version"
     )
     publish.add_argument("--reason", help="recorded in the alias history")
+    publish.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="class labels, one per line in class-index order (UTF-8); kept in the manifest "
+        "and used by TF Serving's :classify",
+    )
     publish.add_argument(
         "--force",
         action="store_true",
@@ -88,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     register_models(commands, common)
+    register_ensemble(commands, common)
 
     from maas.convert.cli import register as register_convert  # imports nothing heavy
 
@@ -105,8 +114,10 @@ def _port(text: str) -> int:
 
 
 def _publish(args: argparse.Namespace) -> None:
+    from maas.labels import read_labels
     from maas.promotion import release
 
+    labels = read_labels(args.labels) if args.labels is not None else None
     registry = registry_for(args, create=True)
     size = args.model.stat().st_size if args.model.is_file() else 0
     with progress_bar(args, size, f"upload {args.model.name}") as progress:
@@ -118,6 +129,7 @@ def _publish(args: argparse.Namespace) -> None:
             progress=progress,
             reason=args.reason,
             force=args.force,
+            details={"labels": labels} if labels is not None else None,
         )
     document: dict[str, Any] = {"name": released.name, "version": released.version}
     if args.alias is not None:

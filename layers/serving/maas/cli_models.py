@@ -88,19 +88,10 @@ def _weight(text: str) -> float:
 
 
 def _list(args: argparse.Namespace) -> None:
+    from maas.registry.index import model_entry
+
     registry = registry_for(args)
-    rows = []
-    for name in registry.list_models():
-        aliases = registry.list_aliases(name)
-        row = {
-            "name": name,
-            "latest_version": registry.latest_version(name),
-            "aliases": {a: doc["version"] for a, doc in sorted(aliases.items())},
-        }
-        canaries = {a: doc["canary"] for a, doc in sorted(aliases.items()) if doc["canary"]}
-        if canaries:  # only then, so the shape scripts read is unchanged
-            row["canaries"] = canaries
-        rows.append(row)
+    rows = [model_entry(registry, name) for name in registry.list_models()]
     lines = [f"{'NAME':<24} {'LATEST':>6}  ALIASES"]
     for row in rows:
         cells = [
@@ -157,6 +148,8 @@ def _alias(args: argparse.Namespace) -> None:
         if args.version is not None or args.canary is not None:
             raise InvalidInput("--delete takes no version and no canary")
         protected = None if args.force else cli_default_alias()
+        if not args.force:
+            _refuse_followed(registry, args.name, args.alias)
         registry.delete_alias(args.name, args.alias, protected=protected, reason=args.reason)
         emit(args, {"name": args.name, "alias": args.alias, "deleted": True},
              f"{args.name}@{args.alias} deleted")  # fmt: skip
@@ -183,6 +176,20 @@ def _alias(args: argparse.Namespace) -> None:
         )
 
 
+def _refuse_followed(registry: Any, name: str, alias: str) -> None:
+    from maas.ensemble.members import ensembles_following
+
+    followers = ensembles_following(registry, name, alias)
+    if followers:
+        shown = ", ".join(followers[:5]) + (
+            f" and {len(followers) - 5} more" * (len(followers) > 5)
+        )
+        raise InvalidInput(
+            f"{name}@{alias} is a member of the ensemble {shown}, which would stop "
+            "answering without it; use --force to delete it anyway"
+        )
+
+
 def _rollback(args: argparse.Namespace) -> None:
     from maas.config import cli_default_alias
 
@@ -194,6 +201,12 @@ def _rollback(args: argparse.Namespace) -> None:
 def _pull(args: argparse.Namespace) -> None:
     registry = registry_for(args)
     version, _ = registry.resolve(args.ref)
+    if registry.kind(args.ref.name, version) == "ensemble":
+        raise InvalidInput(
+            f"{args.ref.name}:{version} is an ensemble: it has no bytes to pull; pull its "
+            "members (`maas models show` lists them), or fuse it with `maas ensemble create "
+            "--fuse`"
+        )
     out: Path = args.out
     if out.is_dir():
         raise InvalidInput(f"--out {out} is a directory; give the file to write")

@@ -53,11 +53,29 @@ def describe_manifest(manifest: dict[str, Any]) -> str:
     def tensors(specs: list[dict[str, Any]]) -> str:
         return ", ".join(f"{t['name']} {t['datatype']} {t['shape']}" for t in specs)
 
-    model = manifest["model"]
-    lines = [
-        f"{manifest['name']}:{manifest['version']}  {manifest['precision']}  "
-        f"{model['size']} bytes  opset {model['opset']}  created {manifest['created_at']}",
-        f"  sha256   {model['sha256']}",
+    if manifest.get("kind") == "ensemble":
+        lines = [
+            f"{manifest['name']}:{manifest['version']}  ensemble ({manifest['combiner']})  "
+            f"created {manifest['created_at']}",
+            f"  combiner {manifest['combiner']}",
+            "  members  "
+            + ", ".join(f"{m['ref']} (weight {m['weight']:g})" for m in manifest["members"]),
+        ]
+    else:
+        model = manifest["model"]
+        lines = [
+            f"{manifest['name']}:{manifest['version']}  {manifest['precision']}  "
+            f"{model['size']} bytes  opset {model['opset']}  created {manifest['created_at']}",
+            f"  sha256   {model['sha256']}",
+        ]
+        lineage = manifest.get("lineage") or {}
+        fused = lineage.get("members")
+        if fused:
+            lines.append(
+                f"  fused    {lineage.get('combiner')} of "
+                + ", ".join(f"{m['name']}:{m['version']}" for m in fused)
+            )
+    lines += [
         f"  inputs   {tensors(manifest['inputs'])}",
         f"  outputs  {tensors(manifest['outputs'])}",
     ]

@@ -24,6 +24,14 @@ AliasDoc = dict[str, Any]
 HistoryRecord = dict[str, Any]
 TagsDoc = dict[str, Any]
 
+#: A manifest's ``kind``: a model with its ONNX bytes, or an ensemble of other versions.
+ModelKind = Literal["model", "ensemble"]
+
+
+def manifest_kind(manifest: Manifest) -> ModelKind:
+    """``"ensemble"`` or ``"model"``; manifests written before ensembles existed are models."""
+    return "ensemble" if manifest.get("kind") == "ensemble" else "model"
+
 
 @cache
 def _validator(kind: DocumentKind) -> Any:

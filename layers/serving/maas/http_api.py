@@ -21,12 +21,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from maas import __version__
+from maas import __version__, http_repository
 from maas.config import LAMBDA_PAYLOAD_BYTES
 from maas.errors import InvalidInput, MaasError, PayloadTooLarge
 from maas.http_resolver import ThreadLocalEventResolver
 from maas.names import check_alias, parse_version
-from maas.protocol import compression, jsonbody, response_size, tfserving, v2
+from maas.protocol import compression, jsonbody, response_size, tfclassify, tfserving, v2
 from maas.protocol.integers import INT64_MAX, is_decimal, parse_count
 from maas.serving.dataplane import DataPlane
 
@@ -208,7 +208,10 @@ def build_app(
         version, alias = version_or_alias(segment)
         meta = plane().metadata(model, version, alias)
         return json_response(
-            200, v2.model_metadata(model, meta["versions"], meta["inputs"], meta["outputs"])
+            200,
+            v2.model_metadata(
+                model, meta["versions"], meta["inputs"], meta["outputs"], meta.get("ensemble")
+            ),
         )
 
     def v2_ready(model: str, segment: str | None) -> HttpResponse:
@@ -279,6 +282,30 @@ def build_app(
         headers = {MODEL_VERSION_HEADER: str(result.model_version)}
         return Response(200, JSON, body.decode("utf-8"), headers, compress=gzip_ok())
 
+    def tf_classify(model: str, version: int | None, alias: str | None) -> HttpResponse:
+        serving = plane()
+        selection = serving.select(model, version, alias)
+        tfclassify.check_classifier(selection.model.outputs)
+        request = tfclassify.decode_classify(request_body(), selection.model.inputs)
+        result = serving.run(selection, request)
+        document = tfclassify.encode_classify(result, selection.model.manifest.get("labels"))
+        body = jsonbody.dumps_text(document)
+        refuse_oversized(len(body), False, at_least=False)
+        headers = {MODEL_VERSION_HEADER: str(result.model_version)}
+        return Response(200, JSON, body, headers, compress=gzip_ok())
+
+    @app.post("/v1/models/<model>:classify", compress=True)
+    def tf_model_classify(model: str) -> HttpResponse:
+        return tf_classify(model, None, None)
+
+    @app.post("/v1/models/<model>/versions/<version>:classify", compress=True)
+    def tf_model_version_classify(model: str, version: str) -> HttpResponse:
+        return tf_classify(model, path_version(version), None)
+
+    @app.post("/v1/models/<model>/labels/<label>:classify", compress=True)
+    def tf_model_label_classify(model: str, label: str) -> HttpResponse:
+        return tf_classify(model, None, check_alias(label))
+
     @app.get("/v1/models/<model>")
     def tf_model(model: str) -> HttpResponse:
         return tf_status(model, None, None)
@@ -314,6 +341,14 @@ def build_app(
     @app.post("/v1/models/<model>/labels/<label>:predict", compress=True)
     def tf_model_label_predict(model: str, label: str) -> HttpResponse:
         return tf_predict(model, None, check_alias(label))
+
+    def segment_version(model: str, segment: str) -> int:
+        version, alias = version_or_alias(segment)
+        return (
+            version if version is not None else int(plane().metadata(model, None, alias)["version"])
+        )
+
+    http_repository.register(app, plane, request_body, json_response, segment_version)
 
     # --------------------------------------------------------------- OpenAPI
     @app.get("/openapi.json")

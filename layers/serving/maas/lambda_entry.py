@@ -10,10 +10,12 @@ imports nothing and reads nothing (``tests/functional/test_cold_start.py``).
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -28,8 +30,29 @@ from maas.serving.dataplane import DataPlane
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
+class _CurrentStdout(io.TextIOBase):
+    """``sys.stdout`` as it is at each write. Powertools' handler keeps the stream it
+    was given, and the ``maas`` logger outlives whoever replaced ``sys.stdout`` since:
+    pytest's capture (whose closed stream failed later tests) or `maas serve`'s
+    whole-line writer (which log records bypassed, so they could interleave)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def writable(self) -> bool:
+        return True
+
+
+def service_logger() -> Logger:
+    """The ``maas`` Powertools Logger (one handler, shared by every instance)."""
+    return Logger(service="maas", stream=cast(IO[str], _CurrentStdout()))
+
+
 def _logger() -> Logger:
-    logger = Logger(service="maas")
+    logger = service_logger()
     # The core logs through the standard library; give it Powertools' JSON format.
     copy_config_to_registered_loggers(
         source_logger=logger, include={"maas"}, log_level=logging.INFO

@@ -34,10 +34,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 
 from maas.http_api import build_app
-from maas.lambda_entry import InferenceHandler
+from maas.lambda_entry import InferenceHandler, service_logger
 from maas.metrics import Telemetry
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -147,7 +147,7 @@ class Replicas:
         self.namespace: str | None = process_metrics.namespace
         self.telemetry = RoutedTelemetry(process_metrics)
         self.plane.telemetry = self.telemetry
-        self.logger = Logger(service="maas")
+        self.logger = service_logger()
         self._idle: queue.SimpleQueue[_Replica] = queue.SimpleQueue()
         self._building = threading.Lock()
         print_whole_lines(metrics_on_stdout)

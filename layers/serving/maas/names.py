@@ -26,6 +26,22 @@ def check_name(name: str, what: str = "model name") -> str:
     return name
 
 
+#: ``GET /v2/models/stats`` is Triton's statistics of every model, so no model may be
+#: called that: its metadata route would be the statistics route.
+RESERVED_MODEL_NAMES = frozenset({"stats"})
+
+
+def check_writable_name(name: str) -> str:
+    """A model name that may be published: valid, and not a reserved word."""
+    check_name(name)
+    if name in RESERVED_MODEL_NAMES:
+        raise InvalidInput(
+            f"{name!r} is reserved: GET /v2/models/{name} is the statistics route; "
+            "choose another model name"
+        )
+    return name
+
+
 def check_alias(alias: str) -> str:
     return check_name(alias, "alias name")
 

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from maas.deploy_policy import Status, apply_policy
-from maas.documents import AliasDoc, Manifest, iso, utc_now
+from maas.documents import AliasDoc, Manifest, iso, manifest_kind, utc_now
+from maas.ensemble.verify import verify_ensemble
 from maas.errors import IntegrityError, ModelRefused, NotFound
+from maas.labels import check_labels
 from maas.model_checks import Check, Verification, verify_model
-from maas.names import check_name, check_writable_alias
+from maas.names import check_writable_alias, check_writable_name
 from maas.onnxfile import inspect_onnx
 from maas.registry import Registry, VersionArchived
 from maas.signature_guard import SignatureMismatch, refusal
@@ -115,13 +117,15 @@ def release(
     when the deployer later sees this manifest, it finds the record and does
     nothing.
     """
-    check_name(name)
+    check_writable_name(name)
     merged = dict(details or {})
     if alias is not None:
         check_writable_alias(alias)
         merged.setdefault("deploy", {"alias": alias, "canary_weight": None})
     _refuse_unconverted(path, name)
     info = inspect_onnx(path)
+    if merged.get("labels") is not None:
+        check_labels(merged["labels"], [spec.as_json() for spec in info.outputs])
     draft = registry.build_manifest(name, 1, info, merged)
     verification = verify_model(path, draft, info)
     if not verification.passed:
@@ -194,16 +198,10 @@ def deploy_version(
         )
         deployment.recorded = registry.write_record(key, deployment.as_json())
         return deployment
-    with tempfile.TemporaryDirectory(prefix="maas-deploy-") as scratch:
-        path = Path(scratch) / "model.onnx"
-        model_key = Registry.model_key(name, version)
-        try:
-            registry.download(model_key, path)
-        except NotFound:
-            missing = Check("integrity", False, f"{model_key} is missing; the manifest names it")
-            verification = Verification([missing])
-        else:
-            verification = verify_model(path, manifest)
+    if manifest_kind(manifest) == "ensemble":
+        verification = verify_ensemble(registry, manifest)  # no bytes: its members'
+    else:
+        verification = _verify_registry_bytes(registry, manifest)
     alias = manifest["deploy"]["alias"]
     why = None
     if verification.passed and alias is not None:
@@ -211,6 +209,19 @@ def deploy_version(
         if why is not None and not force:
             verification.checks.append(Check("signature", False, why))
     return _finish(registry, manifest, verification, key, reason, forced=why is not None)
+
+
+def _verify_registry_bytes(registry: Registry, manifest: Manifest) -> Verification:
+    name, version = manifest["name"], manifest["version"]
+    with tempfile.TemporaryDirectory(prefix="maas-deploy-") as scratch:
+        path = Path(scratch) / "model.onnx"
+        model_key = Registry.model_key(name, version)
+        try:
+            registry.download(model_key, path)
+        except NotFound:
+            missing = Check("integrity", False, f"{model_key} is missing; the manifest names it")
+            return Verification([missing])
+        return verify_model(path, manifest)
 
 
 def _finish(

@@ -42,6 +42,8 @@ class InferenceResult:
     model_version: int
     outputs: list[Tensor]
     id: str | None = None
+    #: Response-wide parameters (an ensemble's ``members``); omitted from the body when empty.
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 #: numpy's limit on dimensions; onnxruntime's tensors have the same.

@@ -77,18 +77,8 @@ def decode_predict(
 ) -> tuple[InferenceRequest, Form]:
     """Parse a ``:predict`` body against the model's inputs (``[{name, datatype, shape}]``)."""
     document = parse_object(body, "the predict request")
-    signature = document.get("signature_name")
-    if signature is not None:
-        if not isinstance(signature, str):
-            raise InvalidInput("'signature_name' must be a string")
-        if signature not in ("", DEFAULT_SIGNATURE):
-            raise InvalidInput(
-                f"unknown signature_name {signature[:64]!r}; this model has only "
-                f"{DEFAULT_SIGNATURE!r}"
-            )
-    datatypes = {spec["name"]: spec["datatype"] for spec in inputs_signature}
-    if not datatypes:
-        raise ServerFault("the model's signature has no inputs")
+    check_signature_name(document)
+    datatypes = input_datatypes(inputs_signature)
     has_instances, has_inputs = "instances" in document, "inputs" in document
     if has_instances and has_inputs:
         raise InvalidInput(
@@ -101,6 +91,30 @@ def decode_predict(
     raise InvalidInput(
         "the predict request needs 'instances' (row form) or 'inputs' (columnar form)"
     )
+
+
+def check_signature_name(document: Mapping[str, Any]) -> None:
+    signature = document.get("signature_name")
+    if signature is not None:
+        if not isinstance(signature, str):
+            raise InvalidInput("'signature_name' must be a string")
+        if signature not in ("", DEFAULT_SIGNATURE):
+            raise InvalidInput(
+                f"unknown signature_name {signature[:64]!r}; this model has only "
+                f"{DEFAULT_SIGNATURE!r}"
+            )
+
+
+def input_datatypes(inputs_signature: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    datatypes = {spec["name"]: spec["datatype"] for spec in inputs_signature}
+    if not datatypes:
+        raise ServerFault("the model's signature has no inputs")
+    return datatypes
+
+
+def row_tensors(instances: Any, datatypes: Mapping[str, str]) -> list[Tensor]:
+    """Row-form instances as input tensors (``:classify`` examples are rows too)."""
+    return _rows(instances, datatypes)
 
 
 def _rows(instances: Any, datatypes: Mapping[str, str]) -> list[Tensor]:

@@ -51,7 +51,7 @@ from maas.tensors import (
 #: The header that gives the length of the JSON part of a binary body.
 HEADER_LENGTH = "inference-header-content-length"
 PLATFORM = "onnxruntime_onnx"
-EXTENSIONS = ("binary_tensor_data",)
+EXTENSIONS = ("binary_tensor_data", "statistics")
 SERVER_NAME = "maas"
 
 
@@ -272,6 +272,8 @@ def encode_infer_response(
     }
     if result.id is not None:
         document["id"] = result.id
+    if result.parameters:
+        document["parameters"] = result.parameters
     document["outputs"] = entries
     header = dumps(document)
     if not chunks:
@@ -310,15 +312,21 @@ def model_metadata(
     versions: Sequence[int],
     inputs: Sequence[Mapping[str, Any]],
     outputs: Sequence[Mapping[str, Any]],
+    ensemble: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``GET /v2/models/{m}[/versions/{v}]``: the signature from the manifest, -1 = dynamic."""
-    return {
+    """``GET /v2/models/{m}[/versions/{v}]``: the signature from the manifest, -1 = dynamic.
+    An ``ensemble`` (``{"platform", "members", "combiner"}``) replaces the platform and
+    adds its members and combiner."""
+    document = {
         "name": name,
         "versions": [str(v) for v in sorted(set(versions))],
         "platform": PLATFORM,
         "inputs": [tensor_metadata(spec) for spec in inputs],
         "outputs": [tensor_metadata(spec) for spec in outputs],
     }
+    if ensemble is not None:
+        document.update(ensemble)
+    return document
 
 
 def tensor_metadata(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -353,14 +353,19 @@ class Aliases(History):
         """No alias moves to an archived version, nor sets one as its canary."""
         if document.get("deleted"):
             return
-        targets = [document["version"]]
+        # A version that keeps its role (the main version, or the canary) is no move
+        # to it; a canary promoted to the main version is.
+        current_canary = None if current is None or current["canary"] is None else current["canary"]
+        moves = [(document["version"], None if current is None else current["version"])]
         if document["canary"] is not None:
-            targets.append(document["canary"]["version"])
-        unchanged = set() if current is None else {current["version"]}
-        if current is not None and current["canary"] is not None:
-            unchanged.add(current["canary"]["version"])
-        for version in targets:
-            if version not in unchanged and self.is_archived(name, version):
+            moves.append(
+                (
+                    document["canary"]["version"],
+                    None if current_canary is None else current_canary["version"],
+                )
+            )
+        for version, held in moves:
+            if version != held and self.is_archived(name, version):
                 raise VersionArchived(
                     f"{name}:{version} is archived: {name}@{alias} cannot move to it "
                     f"(`maas models archive {name}:{version} --undo` restores it)"

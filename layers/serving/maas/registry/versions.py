@@ -35,7 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from maas import __version__
-from maas.documents import MANIFEST_SCHEMA, Manifest, decode, encode, iso, utc_now, validate
+from maas.documents import (
+    MANIFEST_SCHEMA,
+    Manifest,
+    ModelKind,
+    decode,
+    encode,
+    iso,
+    manifest_kind,
+    utc_now,
+    validate,
+)
 from maas.errors import Conflict, IntegrityError, InvalidInput, NotFound, PreconditionFailed
 from maas.names import check_name
 from maas.onnxfile import OnnxInfo, file_sha256, inspect_onnx
@@ -204,6 +214,13 @@ class Versions:
             )
         return data
 
+    def kind(self, name: str, version: int | None = None) -> ModelKind:
+        """What ``name`` is: the kind of ``version``, else of its latest version (an
+        ensemble, or a model with bytes; one name may hold both, e.g. a fused version)."""
+        if version is None:
+            version = self.require_model(name)[-1]
+        return manifest_kind(self.get_manifest(name, version))
+
     def fetch_model(
         self, name: str, version: int, dest: Path, progress: Progress | None = None
     ) -> Manifest:
@@ -283,6 +300,27 @@ class Versions:
         version = self._claim_version(name)
         self.store.upload_file(self.model_key(name, version), path, progress)
         manifest = self.build_manifest(name, version, info, details)
+        self.commit_manifest(manifest)
+        return Published(name, version, manifest)
+
+    def publish_manifest(self, name: str, details: Mapping[str, Any]) -> Published:
+        """Claim the next version and commit a manifest that has no model bytes (an
+        ensemble's). A manifest the schema refuses is refused before anything is written."""
+        check_name(name)
+
+        def manifest_for(version: int) -> Manifest:
+            document = {
+                "schema": MANIFEST_SCHEMA,
+                "name": name,
+                "version": version,
+                "created_at": iso(self.clock()),
+                **details,
+            }
+            return validate("manifest", document)  # type: ignore[no-any-return]
+
+        manifest_for(1)
+        version = self._claim_version(name)
+        manifest = manifest_for(version)
         self.commit_manifest(manifest)
         return Published(name, version, manifest)
 

@@ -18,13 +18,16 @@ from typing import Any
 
 from maas import metrics
 from maas.config import ServingConfig
+from maas.documents import manifest_kind
 from maas.errors import AliasNotFound, NotReady, StoreUnavailable
 from maas.names import ModelRef, check_alias, check_name
 from maas.registry import Registry, alias_not_found
 from maas.serving.alias_cache import AliasCache
+from maas.serving.ensemble import ENSEMBLE_PLATFORM, EnsembleModel, Ensembles, Runnable
 from maas.serving.model_cache import ModelCache
 from maas.serving.request_checks import select_outputs, validate_inputs
 from maas.serving.runtime import LoadedModel, session_options
+from maas.serving.statistics import InferenceStatistics, Timing
 from maas.store import open_store
 from maas.tensors import InferenceRequest, InferenceResult, Tensor
 
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Selection:
-    model: LoadedModel
+    model: Runnable  # one session, or an ensemble of them
     version: int  # the version that answers (may differ from the resolved one during a move)
     was_loaded: bool
 
@@ -68,6 +71,9 @@ class DataPlane:
             self.telemetry,
             loader=functools.partial(LoadedModel.load, run_timeout_ms=config.run_timeout_ms),
         )
+        self.ensembles = Ensembles(self.models, self.aliases)
+        #: What this execution environment has answered (Triton's statistics).
+        self.statistics = InferenceStatistics()
         self._serving: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -107,7 +113,7 @@ class DataPlane:
             target = canary["version"]
         return Resolved(name, target, chosen_alias)
 
-    def model(self, resolved: Resolved) -> tuple[LoadedModel, int, bool]:
+    def model(self, resolved: Resolved) -> tuple[Runnable, int, bool]:
         """The loaded model to answer with, its version, and whether it was already loaded.
 
         For an alias, a version that is not loaded yet is loaded in the
@@ -119,6 +125,9 @@ class DataPlane:
         if loaded is not None:
             self._remember(resolved, resolved.version)
             return loaded, resolved.version, True
+        ensemble = self._ensemble(resolved.name, resolved.version)
+        if ensemble is not None:
+            return ensemble[0], resolved.version, ensemble[1]
         if resolved.alias is not None:
             with self._lock:
                 current = self._serving.get((resolved.name, resolved.alias))
@@ -140,6 +149,18 @@ class DataPlane:
         self._remember(resolved, resolved.version)
         return model, resolved.version, False
 
+    def _ensemble(self, name: str, version: int) -> tuple[EnsembleModel, bool] | None:
+        """The ensemble ``name:version`` is, its members loaded (and whether they all
+        were already); None for a model. A manifest the registry cannot give now is
+        left to the model path, which knows how to answer without it."""
+        try:
+            manifest = self.models.manifest(name, version)
+        except StoreUnavailable:
+            return None
+        if manifest_kind(manifest) != "ensemble":
+            return None
+        return self.ensembles.load(manifest)
+
     def _remember(self, resolved: Resolved, version: int) -> None:
         if resolved.alias is not None:
             with self._lock:
@@ -154,26 +175,38 @@ class DataPlane:
     def run(self, selection: Selection, request: InferenceRequest) -> InferenceResult:
         """Validate ``request`` against the selected model's signature and run it."""
         model = selection.model
-        feed = validate_inputs(
-            request.inputs,
-            model.inputs,
-            max_batch=self.config.max_batch,
-            nan_policy=self.config.nan_policy,
-        )
-        wanted = select_outputs(request.outputs, model.outputs)
-        started = time.perf_counter()
-        arrays = model.run(feed, wanted)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        datatypes = {spec["name"]: spec["datatype"] for spec in model.outputs}
-        outputs = [
-            Tensor(out, datatypes[out], array) for out, array in zip(wanted, arrays, strict=True)
-        ]
+        started = time.perf_counter_ns()
+        try:
+            feed = validate_inputs(
+                request.inputs,
+                model.inputs,
+                max_batch=self.config.max_batch,
+                nan_policy=self.config.nan_policy,
+            )
+            wanted = select_outputs(request.outputs, model.outputs)
+            validated = time.perf_counter_ns()
+            arrays = model.run(feed, wanted)
+            ran = time.perf_counter_ns()
+            datatypes = {spec["name"]: spec["datatype"] for spec in model.outputs}
+            outputs = [
+                Tensor(out, datatypes[out], array)
+                for out, array in zip(wanted, arrays, strict=True)
+            ]
+        except Exception:
+            self.statistics.failed(model.name, selection.version, time.perf_counter_ns() - started)
+            raise
         first = request.inputs[0].array
         rows = int(first.shape[0]) if first.ndim else 1
+        timing = Timing(validated - started, ran - validated, time.perf_counter_ns() - ran)
+        self.statistics.succeeded(model.name, selection.version, rows, timing)
         self.telemetry.request(
-            model.name, selection.version, elapsed_ms, rows, cache_hit=selection.was_loaded
+            model.name,
+            selection.version,
+            timing.infer_ns / 1e6,
+            rows,
+            cache_hit=selection.was_loaded,
         )
-        return InferenceResult(model.name, selection.version, outputs, request.id)
+        return InferenceResult(model.name, selection.version, outputs, request.id, model.parameters)
 
     def infer(
         self,
@@ -191,7 +224,7 @@ class DataPlane:
         """Signature of the version a reference resolves to (without the canary split)."""
         resolved = self._resolve_main(name, version, alias)
         manifest = self.models.manifest(name, resolved)
-        return {
+        meta = {
             "name": name,
             "version": resolved,
             "versions": self.registry.list_versions(name),
@@ -199,12 +232,26 @@ class DataPlane:
             "outputs": manifest["outputs"],
             "manifest": manifest,
         }
+        if manifest_kind(manifest) == "ensemble":
+            members = self.ensembles.member_versions(manifest)
+            meta["ensemble"] = {
+                "platform": ENSEMBLE_PLATFORM,
+                "members": [
+                    {"name": member, "version": str(version), "ref": entry["ref"], "weight": weight}
+                    for (member, version, weight), entry in zip(
+                        members, manifest["members"], strict=True
+                    )
+                ],
+                "combiner": manifest["combiner"],
+            }
+        return meta
 
     def ready(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """Load the referenced version if needed (a readiness probe also warms it)."""
         resolved = self._resolve_main(name, version, alias)
         try:
-            self.models.get(name, resolved)
+            if self._ensemble(name, resolved) is None:
+                self.models.get(name, resolved)
         except StoreUnavailable as exc:
             raise NotReady(f"{name}:{resolved} cannot be loaded now: {exc}") from exc
         return resolved

@@ -58,8 +58,22 @@ def session_options(cpus: int | None = None) -> Any:
     return options
 
 
+class DeclaredSignature:
+    """``inputs`` and ``outputs`` as the manifest declares them, for whatever answers."""
+
+    manifest: Manifest
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        return list(self.manifest["inputs"])
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return list(self.manifest["outputs"])
+
+
 @dataclass
-class LoadedModel:
+class LoadedModel(DeclaredSignature):
     """A version ready to answer: its manifest and its onnxruntime session."""
 
     name: str
@@ -101,12 +115,10 @@ class LoadedModel:
         return cls(name, version, manifest, session, estimate_footprint(manifest), timeout)
 
     @property
-    def inputs(self) -> list[dict[str, Any]]:
-        return list(self.manifest["inputs"])
-
-    @property
-    def outputs(self) -> list[dict[str, Any]]:
-        return list(self.manifest["outputs"])
+    def parameters(self) -> dict[str, Any]:
+        """What a V2 response's ``parameters`` carry for this model: nothing (an
+        ensemble names its members there)."""
+        return {}
 
     def run(
         self, feed: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
