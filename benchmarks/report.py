@@ -306,10 +306,10 @@ def cost_section(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        sagemaker = "-" if r["sagemaker"] is None else f"{r['sagemaker']:.2f}"
+        sagemaker = "-" if r["sagemaker"] is None else f"{r['sagemaker']:.4f}"
         lines.append(
             f"| {r['model']} | {r['batch']} | {r['memory']} | {r['billed_ms']} | "
-            f"{r['x86_64']:.2f} | {r['arm64']:.2f} | {sagemaker} |"
+            f"{r['x86_64']:.4f} | {r['arm64']:.4f} | {sagemaker} |"
         )
     lines += ["", f"Prices: {PRICE_SOURCES}", ""]
     return lines
