@@ -130,13 +130,18 @@ load: venv
 	$(BIN)/python -m tests.load --clients 8 --requests 5000
 
 # Benchmarks are not tests: ratios against a baseline taken in the same run.
+# Writes benchmarks/RESULTS.md, results.json and results.png (the chart); package
+# sizes come from the SAM builds, when present (make build-x86_64 build-arm64).
 bench: venv
 	$(BIN)/python -m benchmarks.bench_core
 	$(BIN)/python -m benchmarks.bench_handler
+	$(BIN)/python -m benchmarks.bench_mobilenet
 	$(BIN)/python -m benchmarks.bench_cold
+	$(BIN)/python -m benchmarks.bench_redeploy
 	$(BIN)/python -m benchmarks.bench_watchdog
 	$(BIN)/python -m benchmarks.bench_hostile
 	$(BIN)/python -m benchmarks.bench_ensemble
+	$(BIN)/python -m benchmarks.report
 
 # The main job end to end: train, convert (fp32 + int8-dynamic), validate,
 # publish, serve over HTTP, call it with V2 JSON, tritonclient binary and TF

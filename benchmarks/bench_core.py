@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
+from benchmarks.common import TARGETS_MARKER, machine_lines, reset_results
 from maas import metrics
 from maas.config import ServingConfig
 from maas.promotion import release
@@ -180,7 +181,9 @@ def main() -> int:
         "array from nested Python lists, as the JSON protocol path does.",
         "",
     ]
-    args.out.write_text("\n".join(lines), encoding="utf-8")
+    header = ["# maas benchmarks (`make bench`)", "", *machine_lines(), "", TARGETS_MARKER, ""]
+    args.out.write_text("\n".join(header + lines), encoding="utf-8")
+    reset_results()
     print("\n".join(lines))
     return 0
 

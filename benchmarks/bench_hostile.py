@@ -38,7 +38,7 @@ started = time.perf_counter()
 child_peak, reason = 0, "accepted"
 if mode == "publish":
     try:
-        registry.publish(path, "hostile", alias="production")
+        registry.publish(path, "hostile")
     except ModelRefused as exc:
         reason, child_peak = str(exc), (exc.resources or {}).get("peak_rss_bytes", 0)
 else:

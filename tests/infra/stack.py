@@ -154,9 +154,14 @@ class Stack:
         return [n for n, r in self.t["Resources"].items() if r["Type"] == kind]
 
     def function(self, name: str) -> dict[str, Any]:
-        """A function's properties with SAM's Globals applied (local values win)."""
+        """A function's properties with SAM's Globals applied: local values win, except
+        lists, which SAM appends to the global list (Layers: checked with samtranslator)."""
         merged: dict[str, Any] = dict(self.resolve(self.t.get("Globals", {}).get("Function", {})))
-        merged.update(self.resource(name))
+        for key, value in self.resource(name).items():
+            known = merged.get(key)
+            merged[key] = (
+                known + value if isinstance(known, list) and isinstance(value, list) else value
+            )
         return merged
 
     def statements(self, function: str) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from maas.config import LAMBDA_PAYLOAD_BYTES
 from maas.errors import InvalidInput, MaasError, PayloadTooLarge
 from maas.http_resolver import ThreadLocalEventResolver
 from maas.names import check_alias, parse_version
-from maas.protocol import compression, response_size, tfclassify, tfserving, v2
+from maas.protocol import compression, jsonbody, response_size, tfclassify, tfserving, v2
 from maas.protocol.integers import INT64_MAX, is_decimal, parse_count
 from maas.serving.dataplane import DataPlane
 
@@ -41,7 +41,8 @@ MODEL_VERSION_HEADER = "x-maas-model-version"
 def json_response(
     status: int, document: Any, headers: dict[str, str] | None = None
 ) -> HttpResponse:
-    return Response(status, JSON, json.dumps(document, separators=(",", ":")), headers or {})
+    """The resolver's serializer (:func:`maas.protocol.jsonbody.dumps_text`) prints ``document``."""
+    return Response(status, JSON, document, headers or {})
 
 
 def error_response(exc: MaasError) -> HttpResponse:
@@ -79,7 +80,7 @@ def within_lambda_payload(response: dict[str, Any], limit: int | None = None) ->
     return {
         "statusCode": exc.status,
         "headers": {"Content-Type": JSON},
-        "body": json.dumps({"error": str(exc)}),
+        "body": jsonbody.dumps_text({"error": str(exc)}),
         "isBase64Encoded": False,
     }
 
@@ -111,13 +112,15 @@ def _documented_paths() -> list[tuple[re.Pattern[str], list[str]]]:
     return compiled
 
 
-def allowed_methods(path: str) -> list[str]:
-    """The methods documented for ``path``; empty when no route has it."""
+@functools.lru_cache(maxsize=1024)
+def allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods documented for ``path``; empty when no route has it. Every request
+    asks (the middleware below), so answers are kept for the paths seen most."""
     allowed = set()
     for regex, methods in _documented_paths():
         if regex.fullmatch(path):
             allowed.update(methods)
-    return sorted(allowed)
+    return tuple(sorted(allowed))
 
 
 def method_not_allowed(method: str, path: str) -> HttpResponse | None:
@@ -149,8 +152,7 @@ def build_app(
     app.use(middlewares=[documented_methods_only])
 
     def header(name: str) -> str | None:
-        value = app.current_event.headers.get(name)
-        return value if value is None else str(value)
+        return app.request_headers.get(name)
 
     def request_body() -> bytes:
         event = app.current_event
@@ -275,10 +277,10 @@ def build_app(
         request, form = tfserving.decode_predict(request_body(), selection.model.inputs)
         result = serving.run(selection, request)
         refuse_oversized(response_size.smallest_body(result.outputs)[0], False, at_least=True)
-        body = json.dumps(tfserving.encode_predict(result, form), separators=(",", ":"))
+        body = tfserving.encode_predict_body(result, form)
         refuse_oversized(len(body), False, at_least=False)
         headers = {MODEL_VERSION_HEADER: str(result.model_version)}
-        return Response(200, JSON, body, headers, compress=gzip_ok())
+        return Response(200, JSON, body.decode("utf-8"), headers, compress=gzip_ok())
 
     def tf_classify(model: str, version: int | None, alias: str | None) -> HttpResponse:
         serving = plane()
@@ -287,7 +289,7 @@ def build_app(
         request = tfclassify.decode_classify(request_body(), selection.model.inputs)
         result = serving.run(selection, request)
         document = tfclassify.encode_classify(result, selection.model.manifest.get("labels"))
-        body = json.dumps(document, separators=(",", ":"))
+        body = jsonbody.dumps_text(document)
         refuse_oversized(len(body), False, at_least=False)
         headers = {MODEL_VERSION_HEADER: str(result.model_version)}
         return Response(200, JSON, body, headers, compress=gzip_ok())

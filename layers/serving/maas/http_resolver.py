@@ -17,10 +17,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from maas.protocol.jsonbody import dumps_text
+
 
 class ThreadLocalEventResolver(APIGatewayHttpResolver):
     def __init__(self) -> None:
-        super().__init__()
+        # One JSON library behind every response: the codecs' own.
+        super().__init__(serializer=dumps_text)
         self._invocation = threading.local()
 
     @property  # type: ignore[override]
@@ -31,6 +34,17 @@ class ThreadLocalEventResolver(APIGatewayHttpResolver):
     @current_event.setter
     def current_event(self, value: APIGatewayProxyEventV2) -> None:
         self._invocation.event = value
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        """The request's headers under lower-case names, built once per invocation
+        (Powertools' ``current_event.headers`` builds a new dict on every read)."""
+        headers: dict[str, str] | None = self._invocation.headers
+        if headers is None:
+            raw = self.current_event.get("headers") or {}
+            headers = {str(name).lower(): str(value) for name, value in raw.items()}
+            self._invocation.headers = headers
+        return headers
 
     @property
     def lambda_context(self) -> Any:
@@ -45,4 +59,5 @@ class ThreadLocalEventResolver(APIGatewayHttpResolver):
         # the properties above, so this thread's values are the ones used.
         self.current_event = APIGatewayProxyEventV2(dict(event))
         self.lambda_context = context
+        self._invocation.headers = None
         return super().resolve(event, context)

@@ -2,8 +2,10 @@
 
 Powertools does the cross-cutting work: structured JSON logs with the Lambda
 context (Logger), one EMF record per invocation plus the ColdStart metric
-(Metrics). The DataPlane is built from the environment at init, and
-``MAAS_PRELOAD`` models are loaded there, outside any request.
+(Metrics). The DataPlane is built from the environment at init, onnxruntime is
+imported and the S3 client built there (``DataPlane.warm_up``), and
+``MAAS_PRELOAD`` models are loaded there too: with them, the first request
+imports nothing and reads nothing (``tests/functional/test_cold_start.py``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def inference_handler(
     telemetry = telemetry or metrics.Telemetry()
     config = config or ServingConfig.from_env()
     plane = DataPlane(config, telemetry=telemetry)
+    plane.warm_up()
     try:
         plane.preload()
     except MaasError as exc:

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 
 COLD_START = "ColdStart"  # emitted by Powertools' log_metrics(capture_cold_start_metric=True)
 MODEL_LOAD_TIME = "ModelLoadTime"
@@ -30,6 +31,11 @@ DEPLOYMENT_SUCCEEDED = "DeploymentSucceeded"
 DEPLOYMENT_FAILED = "DeploymentFailed"
 DEPLOY_VALIDATION_TIME = "DeployValidationTime"
 DEPLOY_EVENTS_IGNORED = "DeployEventsIgnored"
+
+_MILLISECONDS = MetricUnit.Milliseconds.value
+_COUNT = MetricUnit.Count.value
+#: Values one request adds: InferenceTime, Predictions, CacheHit or CacheMiss.
+_PER_REQUEST = 3
 
 DIMENSION_MODEL = "model"
 DIMENSION_VERSION = "version"
@@ -89,18 +95,39 @@ class Telemetry:
     def request(
         self, model: str, version: int, inference_ms: float, rows: int, cache_hit: bool
     ) -> None:
-        wanted = {DIMENSION_MODEL: model, DIMENSION_VERSION: str(version)}
-        current = self.metrics.dimension_set
-        if any(current.get(k) != v for k, v in wanted.items()):
-            if current.get(DIMENSION_MODEL) is not None and self.metrics.metric_set:
+        metrics = self.metrics
+        if self._full():
+            # Without a per-invocation flush (local serving), publish before EMF's
+            # limit, so that this request's three values stay in one record.
+            metrics.flush_metrics()
+        current = metrics.dimension_set
+        version_text = str(version)
+        if current.get(DIMENSION_MODEL) != model or current.get(DIMENSION_VERSION) != version_text:
+            if current.get(DIMENSION_MODEL) is not None and metrics.metric_set:
                 # Another model's request is still unflushed (no per-invocation
                 # flush, e.g. local serving): publish it before re-dimensioning.
-                self.metrics.flush_metrics()
-            for key, value in wanted.items():
-                self.metrics.add_dimension(name=key, value=value)
-        self._add(INFERENCE_TIME, MetricUnit.Milliseconds, inference_ms)
-        self._add(PREDICTIONS, MetricUnit.Count, rows)
-        self._add(CACHE_HIT if cache_hit else CACHE_MISS, MetricUnit.Count, 1)
+                metrics.flush_metrics()
+            metrics.add_dimension(name=DIMENSION_MODEL, value=model)
+            metrics.add_dimension(name=DIMENSION_VERSION, value=version_text)
+        self._append(INFERENCE_TIME, _MILLISECONDS, float(inference_ms))
+        self._append(PREDICTIONS, _COUNT, float(rows))
+        self._append(CACHE_HIT if cache_hit else CACHE_MISS, _COUNT, 1.0)
+
+    def _full(self) -> bool:
+        metric_set = self.metrics.metric_set
+        if len(metric_set) > MAX_METRICS - _PER_REQUEST:
+            return True
+        return any(len(entry["Value"]) >= MAX_METRICS for entry in metric_set.values())
+
+    def _append(self, name: str, unit: str, value: float) -> None:
+        """``add_metric`` without its per-call checks, for the per-request metrics: their
+        names and units are the constants above (``tests/unit/test_metrics.py`` proves
+        the entries equal ``add_metric``'s), their values are numbers by construction."""
+        metric_set = self.metrics.metric_set
+        entry = metric_set.get(name)
+        if entry is None:
+            entry = metric_set[name] = {"Unit": unit, "StorageResolution": 60, "Value": []}
+        entry["Value"].append(value)
 
     # the deployer: no dimensions, so alarms can watch them directly
     def deployment(self, status: str, validation_ms: float) -> None:

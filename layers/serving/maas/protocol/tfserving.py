@@ -31,15 +31,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from maas.datatypes import numpy_dtype
 from maas.errors import InvalidInput, ServerFault
-from maas.protocol.jsonbody import parse_object
-from maas.protocol.values import bytes_elements, numeric_values, object_array, utf8_or_none
+from maas.protocol.jsonbody import dumps, parse_object
+from maas.protocol.values import (
+    bytes_elements,
+    json_values,
+    numeric_values,
+    object_array,
+    utf8_or_none,
+)
 from maas.tensors import MAX_RANK, InferenceRequest, InferenceResult, Tensor, text_bytes
 
 Form = Literal["row", "columnar"]
@@ -270,9 +276,20 @@ def _first_line(exc: BaseException) -> str:
 # ----------------------------------------------------------------- responses
 def encode_predict(result: InferenceResult, form: Form) -> dict[str, Any]:
     """The ``:predict`` answer, following TF Serving's single/several outputs rule."""
+    return _predict_document(result, form, numeric_values)
+
+
+def encode_predict_body(result: InferenceResult, form: Form) -> bytes:
+    """:func:`encode_predict` as JSON bytes, numbers printed from numpy without lists."""
+    return dumps(_predict_document(result, form, json_values))
+
+
+def _predict_document(
+    result: InferenceResult, form: Form, numbers: Callable[[np.ndarray[Any, Any], str], Any]
+) -> dict[str, Any]:
     if not result.outputs:
         raise ServerFault("the model returned no outputs")
-    values = {tensor.name: _json_tensor(tensor) for tensor in result.outputs}
+    values = {tensor.name: _json_tensor(tensor, numbers) for tensor in result.outputs}
     single = len(result.outputs) == 1
     if form == "columnar":
         return {"outputs": next(iter(values.values())) if single else values}
@@ -298,9 +315,9 @@ def encode_predict(result: InferenceResult, form: Form) -> dict[str, Any]:
     }
 
 
-def _json_tensor(tensor: Tensor) -> Any:
+def _json_tensor(tensor: Tensor, numbers: Callable[[np.ndarray[Any, Any], str], Any]) -> Any:
     if tensor.datatype != "BYTES":
-        return numeric_values(tensor.array, tensor.datatype)
+        return numbers(tensor.array, tensor.datatype)
     always_b64 = tensor.name.endswith("_bytes")
     rendered: list[Any] = []
     for element in bytes_elements(tensor.array):

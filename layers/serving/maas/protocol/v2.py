@@ -37,7 +37,7 @@ from maas.protocol.jsonbody import dumps, parse_object
 from maas.protocol.values import (
     binary_bytes_tensor,
     bytes_elements,
-    numeric_values,
+    json_values,
     utf8_or_none,
 )
 from maas.tensors import (
@@ -291,10 +291,9 @@ def _raw(tensor: Tensor) -> bytes:
     return tensor.array.astype(little, copy=False).tobytes()
 
 
-def _json_data(tensor: Tensor) -> tuple[list[Any], dict[str, Any]]:
+def _json_data(tensor: Tensor) -> tuple[Any, dict[str, Any]]:
     if tensor.datatype != "BYTES":
-        flat = numeric_values(tensor.array.reshape(-1), tensor.datatype)
-        return flat, {}
+        return json_values(tensor.array.reshape(-1), tensor.datatype), {}
     elements = bytes_elements(tensor.array)
     texts = [utf8_or_none(e) for e in elements]
     if all(t is not None for t in texts):

@@ -38,6 +38,26 @@ def numeric_values(array: np.ndarray[Any, Any], datatype: str) -> Any:
     return boxed.tolist()
 
 
+def json_values(array: np.ndarray[Any, Any], datatype: str) -> Any:
+    """What :func:`numeric_values` gives, left as numpy for :func:`maas.protocol.jsonbody.dumps`.
+
+    The same numbers come out without a Python object per element: floats are
+    widened to float64 (exact for FP16/FP32), so each prints as the shortest
+    text that reads back as that double, which is what ``json.dumps`` of
+    ``tolist()`` printed (``0.1`` as FP32 is ``0.10000000149011612``); a client
+    casting back gets the same bits. Non-finite values need strings, so such
+    arrays take the list path.
+    """
+    typed = array.astype(numpy_dtype(datatype), copy=False)
+    if typed.dtype.kind == "f":
+        if not bool(np.isfinite(typed).all()):
+            return numeric_values(typed, datatype)
+        typed = typed.astype(np.float64, copy=False)
+    if typed.ndim == 0:
+        return typed.item()
+    return np.ascontiguousarray(typed)
+
+
 def bytes_elements(array: np.ndarray[Any, Any]) -> list[bytes]:
     """The elements of a BYTES tensor as bytes, row-major.
 

@@ -22,6 +22,7 @@ and moving aliases to it is :mod:`maas.promotion`'s job.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -128,6 +129,10 @@ class Versions:
         """Raise :class:`StoreUnavailable` unless the registry answers a listing."""
         self.store.list_dirs("models/")
 
+    def connect(self) -> None:
+        """Open the store's connection now rather than on the first call (Lambda init)."""
+        self.store.connect()
+
     def reconnect(self) -> None:
         """Fresh connections and credentials on the next call (after a SnapStart restore)."""
         self.store.reconnect()
@@ -190,6 +195,24 @@ class Versions:
                 f"not {name}:{version}"
             )
         return manifest
+
+    def read_model(self, name: str, version: int, manifest: Manifest) -> bytes:
+        """A version's model bytes, proven to be ``manifest``'s: one GET, nothing on disk.
+
+        The serving path reads the model into memory anyway; the transfer
+        manager's ``download_file`` would add a HEAD first, and re-reading the
+        manifest another GET.
+        """
+        data = self.store.get(self.model_key(name, version)).data
+        expected = manifest["model"]
+        sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 != expected["sha256"] or len(data) != expected["size"]:
+            raise IntegrityError(
+                f"{name}:{version} model bytes do not match the manifest "
+                f"(got sha256 {sha256[:12]}..., {len(data)} bytes; manifest says "
+                f"{expected['sha256'][:12]}..., {expected['size']} bytes): refusing to use it"
+            )
+        return data
 
     def kind(self, name: str, version: int | None = None) -> ModelKind:
         """What ``name`` is: the kind of ``version``, else of its latest version (an

@@ -26,7 +26,7 @@ from maas.serving.alias_cache import AliasCache
 from maas.serving.ensemble import ENSEMBLE_PLATFORM, EnsembleModel, Ensembles, Runnable
 from maas.serving.model_cache import ModelCache
 from maas.serving.request_checks import select_outputs, validate_inputs
-from maas.serving.runtime import LoadedModel
+from maas.serving.runtime import LoadedModel, session_options
 from maas.serving.statistics import InferenceStatistics, Timing
 from maas.store import open_store
 from maas.tensors import InferenceRequest, InferenceResult, Tensor
@@ -81,12 +81,22 @@ class DataPlane:
     def from_env(cls) -> DataPlane:
         return cls(ServingConfig.from_env())
 
+    def warm_up(self) -> None:
+        """At init, what every first request would otherwise pay for: onnxruntime's
+        import (and its session options) and the S3 client. Under SnapStart and
+        provisioned concurrency both are then part of the initialised environment."""
+        session_options()
+        self.registry.connect()
+
     def after_restore(self) -> None:
-        """Called after a SnapStart restore: fresh randomness, fresh S3 client."""
+        """Called after a SnapStart restore: fresh randomness, a fresh S3 client
+        (the snapshot's connections and credentials are not this environment's),
+        built here, before the first request."""
         import os
 
         self.rng.seed(int.from_bytes(os.urandom(16), "little"))
         self.registry.reconnect()
+        self.registry.connect()
 
     # ---------------------------------------------------------- resolution
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> Resolved:

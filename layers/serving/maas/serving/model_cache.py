@@ -71,6 +71,19 @@ def private_directory(path: Path) -> Path:
     return path
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Keep the verified bytes for the next load (after an eviction); a failure to
+    write only costs that load a download, so it is logged, not raised."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError as exc:
+        log.warning("could not keep %s in the model cache: %s", path.name, exc)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def verified(data: bytes, sha256: str, size: int) -> bool:
     return len(data) == size and hashlib.sha256(data).hexdigest() == sha256
 
@@ -237,17 +250,13 @@ class ModelCache:
             log.warning("cached file %s failed verification; downloading again", path)
             path.unlink(missing_ok=True)
         try:
-            self.registry.fetch_model(name, version, path)
-            data = path.read_bytes()
-            if not verified(data, sha256, size):  # changed after fetch_model checked it
-                raise IntegrityError(
-                    f"{name}:{version}: {path} changed after it was downloaded and verified; "
-                    "refusing to load it"
-                )
+            # One GET, verified in memory: what is loaded is what was checked.
+            data = self.registry.read_model(name, version, manifest)
         except IntegrityError:
             self.telemetry.integrity_failure(name, version)
             raise
         self.telemetry.downloaded(name, version, size)
+        _write_atomically(path, data)
         return data
 
     def _insert(self, key: Key, model: LoadedModel) -> None:

@@ -82,6 +82,12 @@ class Store(ABC):
     def download_file(self, key: str, path: Path, progress: Progress | None = None) -> None:
         """Fetch an object into ``path``; ``path`` never holds a partial object."""
 
+    def connect(self) -> None:
+        """Open what the first call would (the S3 client: boto3's imports, endpoint and
+        credential resolution) now, at init, where SnapStart and provisioned
+        concurrency keep it. Stores without connections have nothing to do."""
+        return None
+
     def reconnect(self) -> None:
         """Drop connections and credentials (after a SnapStart restore); the next
         call opens fresh ones. Stores without connections have nothing to do."""

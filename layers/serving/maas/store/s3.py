@@ -66,11 +66,16 @@ class S3Store(Store):
 
     @property
     def client(self) -> S3Client:
-        # Built on first use, not at import or construction: Lambda init stays
-        # cheap and tests can inject a client (or set the endpoint) first.
+        # Built by connect() (the Lambda entry calls it at init) or on first use,
+        # never at import or construction: tests can inject a client (or set the
+        # endpoint) first.
         if self._client is None:
             self._client = default_s3_client()
         return self._client
+
+    def connect(self) -> None:
+        if self._client is None:
+            self._client = default_s3_client()
 
     def reconnect(self) -> None:
         self._client = None
