@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 ALL = "fp32,int8-dynamic,fp16,int8-static"
 ROW_KEYS = {
     "precision",
+    "sparsity",  # issue 12: 0 for a dense variant
     "size_bytes",
+    "gzip_bytes",  # issue 12
     "accuracy",
     "agreement",
     "max_abs_diff",
