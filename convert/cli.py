@@ -110,6 +110,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
     train.set_defaults(run=run_train)
 
+    from .cli_distill import register_distill
+
+    register_distill(commands, common)
+
     convert = commands.add_parser(
         "convert",
         parents=[common],

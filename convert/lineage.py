@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from maas import __version__
 
@@ -61,3 +62,21 @@ def git_commit(where: Path | None = None) -> tuple[str | None, bool]:
     except (OSError, subprocess.SubprocessError):
         return None, False
     return head.stdout.strip() or None, bool(status.stdout.strip())
+
+
+#: Written by `maas distill` beside the student it trained.
+DISTILL_FILE = "distill.json"
+
+
+def read_distillation(model_path: Path) -> dict[str, Any] | None:
+    """The ``distill.json`` beside a student, for its lineage (teacher, settings, figures)."""
+    import json
+
+    path = model_path.parent / DISTILL_FILE
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None  # not ours, or damaged: lineage goes without it rather than failing
+    return document if isinstance(document, dict) else None

@@ -15,7 +15,7 @@ from maas.registry import Registry
 from maas.signature_guard import SignatureMismatch
 
 from .data import Dataset
-from .lineage import git_commit, library_versions
+from .lineage import git_commit, library_versions, read_distillation
 from .progress import Reporter
 from .quality_gate import LATENCY_THREADS, golden_samples, preferred
 from .to_onnx import converter_name
@@ -43,6 +43,7 @@ def publish_rows(
         if why is not None:
             raise SignatureMismatch(why)
     commit, dirty = git_commit()
+    distilled = read_distillation(source.path)
     libraries = library_versions()
     parents: dict[float, int] = {}  # per sparsity (0: dense), the fp32 version
     for row in result.rows:
@@ -85,6 +86,7 @@ def publish_rows(
                 "git_commit": commit,
                 "git_dirty": dirty,
                 "training": source.training,
+                **({"distillation": distilled} if distilled is not None else {}),
                 **({"compression": variants.compression} if variants is not None else {}),
             },
         }
