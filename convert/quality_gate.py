@@ -346,7 +346,7 @@ def report_table(
         return "-" if value is None else f"{value:.2%}"
 
     header = (
-        f"{'PRECISION':<13} {'SPARSITY':>8} {'SIZE':>10} {'GZIP':>10} {'ACCURACY':>9} "
+        f"{'PRECISION':<13} {'SIZE':>10} {'GZIP':>10} {'SPARSITY':>8} {'ACCURACY':>9} "
         f"{'AGREEMENT':>9} {'MAX DIFF':>9} {'P50 B1':>9} {'P50 B64':>9}  {'STATUS':<7} VERSION"
     )
     gutter = "  " if chosen is not None else ""  # room for the * mark
@@ -354,9 +354,9 @@ def report_table(
     for r in rows:
         mark = "* " if r is chosen else gutter
         lines.append(
-            f"{mark}{r.precision:<13} {r.sparsity:>8g} {r.size_bytes:>10,} "
+            f"{mark}{r.precision:<13} {r.size_bytes:>10,} "
             f"{'-' if r.gzip_bytes is None else format(r.gzip_bytes, ','):>10} "
-            f"{pct(r.accuracy):>9} "
+            f"{r.sparsity:>8g} {pct(r.accuracy):>9} "
             f"{pct(r.agreement):>9} {r.max_abs_diff:>9.2e} {r.latency_ms_b1:>7.3f}ms "
             f"{r.latency_ms_b64:>7.3f}ms  "
             f"{'passed' if r.passed else 'REFUSED':<7} {'-' if r.version is None else r.version}"
@@ -370,8 +370,8 @@ def report_table(
 
 
 TABLE_FOOTER = [
-    "SPARSITY: the pruning target (0: dense). SIZE / GZIP: ONNX file bytes, raw and gzipped",
-    "(pruning shrinks only the gzipped size). ACCURACY: top-1 on the eval data (- without",
+    "SIZE / GZIP: ONNX file bytes, raw and gzipped (pruning shrinks only the gzipped size).",
+    "SPARSITY: the pruning target (0: dense). ACCURACY: top-1 on the eval data (- without",
     "labels). AGREEMENT: rows whose top-1 equals that of the model the variant was built from",
     "(a pruned fp32's: the unpruned source's). MAX DIFF: largest absolute difference from it.",
     "P50 B1 / P50 B64: median onnxruntime latency",
