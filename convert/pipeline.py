@@ -24,6 +24,7 @@ from maas.promotion import Release
 
 from . import io_names, optimize
 from .data import Dataset, bind, generated, read_npz
+from .monitoring import monitoring_reference
 from .progress import Reporter
 from .prune import DEFAULT_FINE_TUNE_EPOCHS, gzip_bytes
 from .pruned_variants import PrunedVariants, PruneSettings, build_pruned
@@ -134,6 +135,8 @@ class ConvertResult:
     alias_release: Release | None = None
     #: The variant --prefer chose for --alias.
     chosen: Row | None = None
+    #: ``monitoring`` for every manifest: drift reference statistics (issue 12's drift).
+    monitoring: dict[str, Any] | None = None
     #: Per sparsity: the pruned model's outputs and its compression lineage.
     pruned: dict[float, PrunedVariants] = field(default_factory=dict)
 
@@ -330,6 +333,7 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
                 shutil.copyfile(row.path, options.out / f"{options.name}-{row.label}.onnx")
 
         result = ConvertResult(source, rows, source_accuracy, evaluation)
+        result.monitoring = monitoring_reference(source, training, evaluation, reference)
         result.pruned = {v.rows[0].sparsity: v for v in pruned if v.rows}
         if registry is not None:
             publish_rows(registry, options, result, reference, calibration, reporter)

@@ -70,6 +70,7 @@ def publish_rows(
             "latency_threads": LATENCY_THREADS,
         }
         details = {
+            **({"monitoring": result.monitoring} if result.monitoring is not None else {}),
             "precision": row.precision,
             "metrics": metrics,
             "labels": options.labels if options.labels is not None else source.labels,

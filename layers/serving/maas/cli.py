@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from maas import __version__
+from maas.cli_drift import register_drift
 from maas.cli_ensemble import register as register_ensemble
 from maas.cli_models import register as register_models
 from maas.cli_output import alias_outcome, emit, progress_bar, registry_for
@@ -66,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--reason", help="recorded in the alias history")
     publish.add_argument(
+        "--reference-data",
+        type=Path,
+        metavar="NPZ",
+        help="record drift reference statistics of this data (x, or one array per input) "
+        "in the manifest, so serving and `maas drift` can score drift against it",
+    )
+    publish.add_argument(
         "--labels",
         type=Path,
         metavar="FILE",
@@ -97,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_models(commands, common)
     register_ensemble(commands, common)
+    register_drift(commands, common)
 
     from maas.convert.cli import register as register_convert  # imports nothing heavy
 
@@ -129,7 +138,7 @@ def _publish(args: argparse.Namespace) -> None:
             progress=progress,
             reason=args.reason,
             force=args.force,
-            details={"labels": labels} if labels is not None else None,
+            details=_publish_details(args, labels),
         )
     document: dict[str, Any] = {"name": released.name, "version": released.version}
     if args.alias is not None:
@@ -138,6 +147,24 @@ def _publish(args: argparse.Namespace) -> None:
     # The bare version stays the whole of stdout (scripts read it); a skip warns on
     # stderr and a refusal exits 5, exactly as `maas convert --alias` reports them.
     alias_outcome(released)
+
+
+def _publish_details(args: argparse.Namespace, labels: list[str] | None) -> dict[str, Any] | None:
+    details: dict[str, Any] = {}
+    if labels is not None:
+        details["labels"] = labels
+    if args.reference_data is not None:
+        from maas.drift.samples import reference_from_file
+        from maas.onnxfile import inspect_onnx
+
+        info = inspect_onnx(args.model)
+        details["monitoring"] = reference_from_file(
+            args.model,
+            args.reference_data,
+            [spec.as_json() for spec in info.inputs],
+            [spec.as_json() for spec in info.outputs],
+        )
+    return details or None
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -37,6 +37,10 @@ class ServingConfig:
     preload: tuple[ModelRef, ...] = ()
     max_body_bytes: int = LAMBDA_PAYLOAD_BYTES
     run_timeout_ms: float = 20_000.0
+    #: Drift statistics on served models (``MAAS_DRIFT=off`` disables them), and the
+    #: rows per window at which their PSI is emitted (``MAAS_DRIFT_WINDOW``).
+    drift: bool = True
+    drift_window: int = 500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
@@ -55,6 +59,8 @@ class ServingConfig:
             preload=parse_preload(env.get("MAAS_PRELOAD", "")),
             max_body_bytes=_positive_int(env, "MAAS_MAX_BODY_BYTES", LAMBDA_PAYLOAD_BYTES),
             run_timeout_ms=run_timeout_ms_from_env(env),
+            drift=_on_off(env, "MAAS_DRIFT", True),
+            drift_window=_positive_int(env, "MAAS_DRIFT_WINDOW", 500),
         )
 
 
@@ -173,3 +179,14 @@ def run_timeout_ms_from_env(environ: Mapping[str, str] | None = None) -> float:
     """``MAAS_RUN_TIMEOUT_MS`` alone: serving's deadline for one inference run."""
     env = os.environ if environ is None else environ
     return _number(env, "MAAS_RUN_TIMEOUT_MS", 20_000.0, minimum=1.0)
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1"):
+        return True
+    if value in ("off", "false", "0"):
+        return False
+    raise InvalidInput(f"{name}={value!r}: use on or off")

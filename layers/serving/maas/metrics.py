@@ -31,6 +31,10 @@ DEPLOYMENT_SUCCEEDED = "DeploymentSucceeded"
 DEPLOYMENT_FAILED = "DeploymentFailed"
 DEPLOY_VALIDATION_TIME = "DeployValidationTime"
 DEPLOY_EVENTS_IGNORED = "DeployEventsIgnored"
+DRIFT_PSI = "DriftPSI"
+DRIFT_PSI_MEAN = "DriftPSIMean"
+DRIFTED_FEATURES = "DriftedFeatures"
+PREDICTION_DRIFT_PSI = "PredictionDriftPSI"
 
 _MILLISECONDS = MetricUnit.Milliseconds.value
 _COUNT = MetricUnit.Count.value
@@ -156,3 +160,22 @@ class Telemetry:
 
     def integrity_failure(self, model: str, version: int) -> None:
         self._event(INTEGRITY_FAILURES, MetricUnit.Count, 1, model, version)
+
+    def drift(self, model: str, version: int, scores: Any) -> None:
+        """One window's drift: one EMF record of its own, with model and version, so the
+        request's record (and its dimensions) stays as it is."""
+        from aws_lambda_powertools.metrics import EphemeralMetrics
+
+        record = EphemeralMetrics(namespace=self.metrics.namespace)
+        record.add_dimension(name=DIMENSION_MODEL, value=model)
+        record.add_dimension(name=DIMENSION_VERSION, value=str(version))
+        record.add_metric(name=DRIFT_PSI, unit=MetricUnit.NoUnit, value=scores.psi_max)
+        record.add_metric(name=DRIFT_PSI_MEAN, unit=MetricUnit.NoUnit, value=scores.psi_mean)
+        record.add_metric(
+            name=DRIFTED_FEATURES, unit=MetricUnit.Count, value=scores.drifted_features
+        )
+        if scores.prediction_psi is not None:
+            record.add_metric(
+                name=PREDICTION_DRIFT_PSI, unit=MetricUnit.NoUnit, value=scores.prediction_psi
+            )
+        record.flush_metrics()

@@ -19,6 +19,7 @@ from typing import Any
 from maas import metrics
 from maas.config import ServingConfig
 from maas.documents import manifest_kind
+from maas.drift.monitor import DriftMonitor
 from maas.errors import AliasNotFound, NotReady, StoreUnavailable
 from maas.names import ModelRef, check_alias, check_name
 from maas.registry import Registry, alias_not_found
@@ -74,6 +75,12 @@ class DataPlane:
         self.ensembles = Ensembles(self.models, self.aliases)
         #: What this execution environment has answered (Triton's statistics).
         self.statistics = InferenceStatistics()
+        # Through self.telemetry at emit time: `maas serve` swaps in per-thread telemetry.
+        self.drift = (
+            DriftMonitor(config.drift_window, lambda *scores: self.telemetry.drift(*scores))
+            if config.drift
+            else None
+        )
         self._serving: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -199,6 +206,8 @@ class DataPlane:
         rows = int(first.shape[0]) if first.ndim else 1
         timing = Timing(validated - started, ran - validated, time.perf_counter_ns() - ran)
         self.statistics.succeeded(model.name, selection.version, rows, timing)
+        if self.drift is not None:
+            self._observe_drift(model, selection.version, feed, wanted, arrays)
         self.telemetry.request(
             model.name,
             selection.version,
@@ -207,6 +216,17 @@ class DataPlane:
             cache_hit=selection.was_loaded,
         )
         return InferenceResult(model.name, selection.version, outputs, request.id, model.parameters)
+
+    def _observe_drift(
+        self, model: Any, version: int, feed: Any, wanted: list[str], arrays: list[Any]
+    ) -> None:
+        assert self.drift is not None
+        first = model.outputs[0]["name"] if model.outputs else None
+        scores = [array for out, array in zip(wanted, arrays, strict=True) if out == first]
+        try:
+            self.drift.observe(model.name, version, model.manifest, feed, scores)
+        except Exception:  # monitoring must never fail the answer it watches
+            log.exception("drift statistics failed for %s:%s", model.name, version)
 
     def infer(
         self,
