@@ -444,7 +444,9 @@ def test_dashboard_is_valid_json_with_the_promised_graphs() -> None:
     assert any('"InferenceTime"' in e and "'p50'" in e for e in per_model)
     assert any('"InferenceTime"' in e and "'SampleCount'" in e for e in per_model)
     alarm_widgets = [w for w in body["widgets"] if w["type"] == "alarm"]
-    assert len(alarm_widgets) == 1 and len(alarm_widgets[0]["properties"]["alarms"]) == 4
+    assert (
+        len(alarm_widgets) == 1 and len(alarm_widgets[0]["properties"]["alarms"]) == 6
+    )  # with the two drift alarms
 
 
 def test_outputs() -> None:
@@ -578,3 +580,27 @@ def test_every_checkov_skip_says_why() -> None:
         assert re.fullmatch(r"CKV_AWS_\d+", check), check
         assert len(reason.split()) >= 8, (check, reason)  # a reason, not a shrug
     assert text.count("checkov:skip") == len(skips)
+
+
+def test_drift_alarms_query_every_model_with_the_psi_parameter() -> None:
+    assert template()["Parameters"]["DriftAlarmPSI"]["Default"] == 0.25
+    stack = Stack()
+    for name, metric in (
+        ("DriftAlarm", "DriftPSI"),
+        ("PredictionDriftAlarm", "PredictionDriftPSI"),
+    ):
+        props = stack.resource(name)
+        (query,) = props["Metrics"]
+        # Metrics Insights over every (model, version): a plain metric alarm would
+        # need one dimension set and never see data.
+        assert query["Expression"] == f'SELECT MAX({metric}) FROM SCHEMA("maas", model, version)'
+        assert query["ReturnData"] is True and query["Period"] == 300
+        assert props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert props["Threshold"] == "0.25"
+    assert Stack(DriftAlarmPSI="0.1").resource("DriftAlarm")["Threshold"] == "0.1"
+    body = json.loads(Stack().resource("Dashboard")["DashboardBody"])
+    text = json.dumps(body)
+    for metric in ("DriftPSI", "DriftedFeatures", "PredictionDriftPSI"):
+        assert f'MetricName=\\"{metric}\\"' in text, metric
+    alarms = next(w for w in body["widgets"] if w["type"] == "alarm")["properties"]["alarms"]
+    assert "<DriftAlarm.Arn>" in alarms and "<PredictionDriftAlarm.Arn>" in alarms
