@@ -141,6 +141,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.bench_watchdog
 	$(BIN)/python -m benchmarks.bench_hostile
 	$(BIN)/python -m benchmarks.bench_ensemble
+	$(BIN)/python -m benchmarks.bench_drift
 	$(BIN)/python -m benchmarks.report
 
 # The main job end to end: train, convert (fp32 + int8-dynamic), validate,

@@ -23,7 +23,7 @@ def test_the_reference_comes_from_train_data_else_eval_data(tmp_path: Path) -> N
     model = tmp_path / "digits.onnx"
     onnx.save_model(digits_mlp(), str(model))
     registry = tmp_path / "reg"
-    common = ["convert", model, "--name", "d", "--precision", "fp32", "--publish"]
+    common: list[str | Path] = ["convert", model, "--name", "d", "--precision", "fp32", "--publish"]
     common += ["--eval-data", tmp_path / "eval.npz", "--registry", registry, "--json"]
     assert run_cli(*common).code == 0
     assert run_cli(*common, "--train-data", tmp_path / "train.npz").code == 0

@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 from maas.cli import main
 from maas.config import ServingConfig
 from maas.drift.reference import EPSILON, build_reference, feature_matrix, psi
-from maas.lambda_entry import inference_handler
+from maas.lambda_entry import InferenceHandler, inference_handler
 from maas.registry import open_registry
 from tests.support.serving import call
 
@@ -26,9 +26,10 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)
-    return tuple(
-        train_test_split(x, digits.target, test_size=0.25, random_state=0, stratify=digits.target)
-    )  # type: ignore[return-value]
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, digits.target, test_size=0.25, random_state=0, stratify=digits.target
+    )
+    return x_train, x_test, y_train, y_test
 
 
 def classifier(x: np.ndarray, y: np.ndarray, path: Path) -> Path:
@@ -170,6 +171,7 @@ def test_the_served_path_emits_drift_every_window(
         registry_url=str(world["registry"]), cache_dir=tmp_path / "c", drift_window=500
     )
     handler = inference_handler(config)
+    assert isinstance(handler, InferenceHandler)
     shifted = (world["x_test"] * 0.5 + 0.3).astype(np.float32)
     capsys.readouterr()
     for start in range(0, 450, 50):  # 450 rows: no window yet
@@ -217,6 +219,7 @@ def test_drift_off_emits_nothing(
         registry_url=str(world["registry"]), cache_dir=tmp_path / "c", drift=False, drift_window=10
     )
     handler = inference_handler(config)
+    assert isinstance(handler, InferenceHandler)
     rows = world["x_test"][:50]
     body = {
         "inputs": [

@@ -28,6 +28,7 @@ class _Window:
     binning: Binning
     counts: np.ndarray
     prediction: np.ndarray | None
+    inputs: Sequence[Mapping[str, Any]]
     rows: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,6 +60,7 @@ class DriftMonitor:
                 binning,
                 np.zeros((len(binning.bins), binning.max_bins), np.int64),
                 None if prediction is None else np.zeros(len(prediction["proportions"]), np.int64),
+                manifest["inputs"],
             )
         with self._lock:
             return self._windows.setdefault(key, built)
@@ -75,7 +77,7 @@ class DriftMonitor:
         window = self._window(name, version, manifest)
         if window is None:
             return  # a version without a reference is served as before
-        features = feature_matrix(feeds, manifest["inputs"])
+        features = feature_matrix(feeds, window.inputs)
         if features is None:
             return
         counts = window.binning.counts(features)

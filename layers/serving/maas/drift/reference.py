@@ -41,8 +41,10 @@ def feature_matrix(
             continue
         array = np.asarray(feeds[spec["name"]])
         rows = array.shape[0] if array.ndim else 1
-        parts.append(array.reshape(rows, -1).astype(np.float64, copy=False))
-    return np.concatenate(parts, axis=1) if parts else None
+        parts.append(array.reshape(rows, -1))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
 def is_classifier_output(scores: np.ndarray) -> bool:
@@ -58,6 +60,8 @@ class Binning:
     edges: np.ndarray  # features x (max bins - 1), padded with +inf
     bins: np.ndarray  # bins per feature
     indices: np.ndarray | None  # the summary's feature indices, when the input is wide
+    offsets: np.ndarray  # each feature's first slot in the flattened counts
+    expected: np.ndarray | None = None  # the reference proportions, padded with zeros
 
     @classmethod
     def of(cls, reference: Mapping[str, Any]) -> Binning:
@@ -68,7 +72,15 @@ class Binning:
             padded[i, : len(row)] = row
         summary = reference.get("summary")
         indices = np.asarray(summary["indices"]) if summary else None
-        return cls(padded, np.asarray([len(e) + 1 for e in edges]), indices)
+        offsets = np.arange(len(edges)) * (padded.shape[1] + 1)
+        expected = None
+        proportions = reference["features"].get("proportions")
+        if proportions is not None:
+            # Padded bins hold 0 on both sides: clipped alike, they add nothing to PSI.
+            expected = np.zeros((len(edges), padded.shape[1] + 1))
+            for i, row in enumerate(proportions):
+                expected[i, : len(row)] = row
+        return cls(padded, np.asarray([len(e) + 1 for e in edges]), indices, offsets, expected)
 
     @property
     def max_bins(self) -> int:
@@ -77,10 +89,10 @@ class Binning:
     def counts(self, features: np.ndarray) -> np.ndarray:
         """features x max_bins counts of ``features`` (rows x all features)."""
         x = features if self.indices is None else features[:, self.indices]
-        bins = (x[:, :, None] >= self.edges[None, :, :]).sum(axis=2)  # = searchsorted right
-        flat = bins + np.arange(x.shape[1]) * self.max_bins
-        total = x.shape[1] * self.max_bins
-        return np.bincount(flat.ravel(), minlength=total).reshape(x.shape[1], self.max_bins)
+        bins = (x[:, :, None] >= self.edges).sum(axis=2)  # = searchsorted(side="right")
+        total = len(self.offsets) * self.max_bins
+        flat = (bins + self.offsets).ravel()
+        return np.bincount(flat, minlength=total).reshape(len(self.offsets), self.max_bins)
 
 
 def build_reference(
@@ -156,13 +168,10 @@ def score(
 ) -> DriftScores:
     """PSI per feature (and of the top-1 distribution) of ``counts`` against the reference."""
     epsilon = float(reference.get("epsilon", EPSILON))
-    expected = reference["features"]["proportions"]
-    per_feature = np.asarray(
-        [
-            psi(np.asarray(q), row[: len(q)] / max(rows, 1), epsilon)
-            for q, row in zip(expected, counts, strict=True)
-        ]
-    )
+    assert binning.expected is not None  # a reference always has its proportions
+    observed = np.clip(counts / max(rows, 1), epsilon, None)
+    expected = np.clip(binning.expected, epsilon, None)
+    per_feature = np.sum((observed - expected) * np.log(observed / expected), axis=1)
     prediction = reference.get("prediction")
     prediction_psi = None
     if prediction is not None and prediction_counts is not None:
