@@ -209,6 +209,7 @@ def distill(options: DistillOptions, reporter: Reporter) -> DistillResult:
         "eval_data_sha256": file_sha256(options.eval_data)[0],
         "figures": [r.as_json() for r in rows],
     }
+    settings["student_sha256"] = file_sha256(student_path)[0]
     (options.out / DISTILL_FILE).write_text(json.dumps(settings, indent=2) + "\n", "utf-8")
     return DistillResult(student_path, settings, rows)
 
@@ -282,8 +283,8 @@ def _xy(arrays: dict[str, np.ndarray], what: str, spec: Any) -> tuple[np.ndarray
             f"{what}['x'] has rows of shape {list(x.shape[1:])}; the teacher takes "
             f"{expected} (-1 = any)"
         )
-    if y.shape != (len(x),) or y.dtype.kind not in "iu":
-        raise InvalidInput(f"{what}['y'] must be {len(x)} integer class labels")
+    if y.shape != (len(x),) or y.dtype.kind not in "iu" or (len(y) and int(y.min()) < 0):
+        raise InvalidInput(f"{what}['y'] must be {len(x)} integer class labels, each >= 0")
     return x.astype(np.float32), y.astype(np.int64)
 
 

@@ -68,8 +68,9 @@ def git_commit(where: Path | None = None) -> tuple[str | None, bool]:
 DISTILL_FILE = "distill.json"
 
 
-def read_distillation(model_path: Path) -> dict[str, Any] | None:
-    """The ``distill.json`` beside a student, for its lineage (teacher, settings, figures)."""
+def read_distillation(model_path: Path, model_sha256: str) -> dict[str, Any] | None:
+    """The ``distill.json`` beside a student, for its lineage (teacher, settings, figures):
+    only when it names this very file, so a teacher saved beside it is not "distilled"."""
     import json
 
     path = model_path.parent / DISTILL_FILE
@@ -79,4 +80,6 @@ def read_distillation(model_path: Path) -> dict[str, Any] | None:
         document = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return None  # not ours, or damaged: lineage goes without it rather than failing
-    return document if isinstance(document, dict) else None
+    if not isinstance(document, dict) or document.get("student_sha256") != model_sha256:
+        return None
+    return document

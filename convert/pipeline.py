@@ -318,6 +318,8 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
             reporter,
         )
         rows += [row for variants in pruned for row in variants.rows]
+        # Before renaming: the statistics are read by the source's own input names.
+        monitoring = monitoring_reference(source, training, evaluation, reference)
         if renames:
             for row in rows:
                 io_names.rename_file(row.path, renames)
@@ -333,7 +335,7 @@ def convert_model(options: ConvertOptions, reporter: Reporter | None = None) -> 
                 shutil.copyfile(row.path, options.out / f"{options.name}-{row.label}.onnx")
 
         result = ConvertResult(source, rows, source_accuracy, evaluation)
-        result.monitoring = monitoring_reference(source, training, evaluation, reference)
+        result.monitoring = monitoring
         result.pruned = {v.rows[0].sparsity: v for v in pruned if v.rows}
         if registry is not None:
             publish_rows(registry, options, result, reference, calibration, reporter)

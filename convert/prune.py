@@ -120,6 +120,16 @@ def prune_model(
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     if train.labels is None:
         raise InvalidInput("--train-data needs labels 'y' to fine-tune a pruned model")
+    classes = int(model.outputs[0].shape[-1] or 0)
+    if classes and (int(train.labels.min()) < 0 or int(train.labels.max()) >= classes):
+        raise InvalidInput(
+            f"--train-data labels run from {int(train.labels.min())} to "
+            f"{int(train.labels.max())}; the model has {classes} classes"
+        )
+    labels: np.ndarray = train.labels
+    loss_name = str(getattr(model.loss, "name", model.loss)).lower()
+    if "categorical" in loss_name and "sparse" not in loss_name and classes:
+        labels = np.eye(classes, dtype=np.float32)[train.labels]  # the loss wants one-hot
     features = list(train.feeds.values())
     inputs: Any = features[0] if len(features) == 1 else features
     steps = epochs * -(-len(train) // FINE_TUNE_BATCH)
@@ -134,15 +144,19 @@ def prune_model(
                     update(1)
 
             callbacks.append(Progress())
-        model.fit(
-            inputs,
-            train.labels,
-            epochs=epochs,
-            batch_size=FINE_TUNE_BATCH,
-            shuffle=True,
-            verbose=0,
-            callbacks=callbacks,
-        )
+        try:
+            model.fit(
+                inputs,
+                labels,
+                epochs=epochs,
+                batch_size=FINE_TUNE_BATCH,
+                shuffle=True,
+                verbose=0,
+                callbacks=callbacks,
+            )
+        except (ValueError, TypeError) as exc:  # Keras' words for data that does not fit
+            text = " ".join(str(exc).split())[:300]
+            raise InvalidInput(f"fine-tuning on --train-data failed: {text}") from None
     callback.apply()  # the final weights carry the final masks exactly
     model.save(out)
     return Pruned(sparsity, out, epochs)

@@ -43,7 +43,7 @@ def publish_rows(
         if why is not None:
             raise SignatureMismatch(why)
     commit, dirty = git_commit()
-    distilled = read_distillation(source.path)
+    distilled = read_distillation(source.path, source.sha256)
     libraries = library_versions()
     parents: dict[float, int] = {}  # per sparsity (0: dense), the fp32 version
     for row in result.rows:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from convert import (
         cli,
         data,
+        lineage,
         optimize,
         pipeline,
         progress,
@@ -28,6 +29,7 @@ else:
     from maas.convert import (
         cli,
         data,
+        lineage,
         optimize,
         pipeline,
         progress,
@@ -42,6 +44,7 @@ else:
 __all__ = [
     "cli",
     "data",
+    "lineage",
     "optimize",
     "pipeline",
     "progress",

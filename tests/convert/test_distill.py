@@ -198,6 +198,17 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert not (tmp_path / "out").exists()
 
 
+def test_distill_json_names_its_student_only(distilled: Any, tmp_path: Path) -> None:
+    from tests.convert.api import lineage
+
+    document, out = distilled
+    student = out / "model.keras"
+    assert document["settings"]["student_sha256"] == file_sha256(student)[0]
+    assert lineage.read_distillation(student, file_sha256(student)[0]) is not None
+    # Another model saved beside it (the teacher, say) is not "distilled".
+    assert lineage.read_distillation(student, "0" * 64) is None
+
+
 def test_an_existing_student_is_never_overwritten(reference: Reference, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "model.keras").write_text("mine")

@@ -51,3 +51,23 @@ def test_the_reference_comes_from_train_data_else_eval_data(tmp_path: Path) -> N
     assert len(from_train["features"]["edges"]) == 64
     assert len(from_train["prediction"]["proportions"]) == 10
     assert "monitoring" not in opened.get_manifest("d", 3)  # generated inputs: no reference
+
+
+def test_renamed_inputs_and_outputs_keep_the_reference(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(tmp_path / "eval.npz", x=(digits.images[:200] / 16.0).astype(np.float32))
+    model = tmp_path / "digits.onnx"
+    onnx.save_model(digits_mlp(), str(model))
+    registry = tmp_path / "reg"
+    outcome = run_cli(
+        "convert", model, "--name", "d", "--precision", "fp32", "--publish",
+        "--eval-data", tmp_path / "eval.npz", "--input-names", "pixels",
+        "--output-names", "probs", "--registry", registry, "--json",
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    manifest = open_registry(str(registry)).get_manifest("d", 1)
+    assert manifest["inputs"][0]["name"] == "pixels"
+    reference = manifest["monitoring"]["reference"]
+    assert reference["rows"] == 200 and reference["prediction"] is not None

@@ -185,6 +185,18 @@ def test_train_data_whose_shape_does_not_match_is_exit_2(
     assert "--train-data" in outcome.err and outcome.err.count("\n") == 1
 
 
+def test_train_labels_outside_the_models_classes_are_exit_2(
+    reference: Reference, tmp_path: Path
+) -> None:
+    np.savez(tmp_path / "train.npz", x=np.zeros((10, 8, 8), np.float32), y=np.full(10, 12))
+    outcome = run_cli(
+        "convert", reference.model, "--name", "d", "--eval-data", reference.eval_data,
+        "--prune", "0.5", "--train-data", tmp_path / "train.npz", "--fine-tune-epochs", "1",
+    )  # fmt: skip
+    assert (outcome.code, outcome.out) == (2, "")
+    assert "labels run from 12 to 12; the model has 10 classes" in outcome.err
+
+
 def test_the_mask_and_schedule() -> None:
     weights = np.arange(1, 101, dtype=np.float32).reshape(10, 10) * np.where(
         np.arange(100).reshape(10, 10) % 2, 1, -1

@@ -316,3 +316,49 @@ def test_psi_is_zero_for_equal_distributions_and_clips_empty_bins() -> None:
     assert psi(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(
         2 * (1 - EPSILON) * np.log(1 / EPSILON)
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "mentions"),
+    [
+        ("npy", "is not an .npz archive"),
+        ("nan", "holds NaN or infinite values"),
+        ("empty", "holds no rows"),
+    ],
+)
+def test_bad_reference_data_is_exit_2_and_publishes_nothing(
+    world: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    mentions: str,
+) -> None:
+    path = tmp_path / "ref.npz"
+    x = world["x_test"][:20].copy()
+    if content == "npy":
+        path = tmp_path / "ref.npy"
+        np.save(path, x)
+    elif content == "nan":
+        x[3, 2, 2] = np.nan
+        np.savez(path, x=x)
+    else:
+        np.savez(path, x=x[:0])
+    registry = tmp_path / "reg"
+    argv = ["publish", str(world["model"]), "--name", "d", "--reference-data", str(path)]
+    assert main([*argv, "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err
+    assert mentions in err and err.count("\n") == 1
+    assert not (registry / "models" / "d").exists()
+
+
+def test_rows_of_another_width_are_not_counted(world: dict[str, Any]) -> None:
+    from maas.drift.monitor import DriftMonitor
+
+    manifest = open_registry(str(world["registry"])).get_manifest("digits", 1)
+    emitted: list[Any] = []
+    monitor = DriftMonitor(10, lambda *scores: emitted.append(scores))
+    manifest = {**manifest, "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, -1]}]}
+    monitor.observe("digits", 1, manifest, {"input": np.zeros((50, 3), np.float32)}, [])
+    assert emitted == []
+    monitor.observe("digits", 1, manifest, {"input": np.zeros((50, 64), np.float32)}, [])
+    assert len(emitted) == 1

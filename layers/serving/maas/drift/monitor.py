@@ -78,8 +78,8 @@ class DriftMonitor:
         if window is None:
             return  # a version without a reference is served as before
         features = feature_matrix(feeds, window.inputs)
-        if features is None:
-            return
+        if features is None or not window.binning.accepts(features):
+            return  # e.g. a dynamic feature dimension the reference was not built at
         counts = window.binning.counts(features)
         top1 = None
         if window.prediction is not None and outputs:

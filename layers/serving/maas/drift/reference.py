@@ -82,6 +82,12 @@ class Binning:
                 expected[i, : len(row)] = row
         return cls(padded, np.asarray([len(e) + 1 for e in edges]), indices, offsets, expected)
 
+    def accepts(self, features: np.ndarray) -> bool:
+        """Whether rows of this width are what the reference was built on."""
+        if self.indices is None:
+            return features.ndim == 2 and features.shape[1] == len(self.offsets)
+        return features.ndim == 2 and features.shape[1] > int(self.indices.max())
+
     @property
     def max_bins(self) -> int:
         return int(self.edges.shape[1] + 1)
@@ -104,7 +110,12 @@ def build_reference(
     if features.shape[1] > MAX_FEATURES:
         rng = np.random.default_rng(SUMMARY_SEED)
         indices = np.sort(rng.choice(features.shape[1], SUMMARY_FEATURES, replace=False))
-        summary = {"kind": "seeded-subset", "seed": SUMMARY_SEED, "indices": indices.tolist()}
+        summary = {
+            "kind": "seeded-subset",
+            "seed": SUMMARY_SEED,
+            "width": int(features.shape[1]),
+            "indices": indices.tolist(),
+        }
         features = features[:, indices]
     quantiles = np.linspace(0.0, 1.0, MAX_BINS + 1)[1:-1]
     edges = [

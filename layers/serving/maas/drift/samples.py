@@ -13,7 +13,10 @@ from maas.errors import InvalidInput
 def load_feeds(path: Path, inputs: list[dict[str, Any]], flag: str) -> dict[str, np.ndarray]:
     """The arrays of ``path`` for the model's inputs (``x`` for one input), shape-checked."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InvalidInput(f"{flag} {path} is not an .npz archive (np.savez writes one)")
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise InvalidInput(f"{flag} {path} does not exist") from None
@@ -34,6 +37,8 @@ def load_feeds(path: Path, inputs: list[dict[str, Any]], flag: str) -> dict[str,
                 f"{flag} {path}[{key!r}] has shape {list(array.shape)}; input "
                 f"{spec['name']!r} takes {spec['shape']} (-1 = any)"
             )
+        if not array.shape[0]:
+            raise InvalidInput(f"{flag} {path} holds no rows")
         feeds[spec["name"]] = array
     return feeds
 
@@ -53,6 +58,10 @@ def reference_from_file(
     features = feature_matrix(feeds, inputs)
     if features is None:
         raise InvalidInput("--reference-data: the model has no numeric input to watch")
+    if not len(features):
+        raise InvalidInput(f"--reference-data {data} holds no rows")
+    if features.dtype.kind == "f" and not np.isfinite(features).all():
+        raise InvalidInput(f"--reference-data {data} holds NaN or infinite values")
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     typed = {s["name"]: feeds[s["name"]].astype(numpy_dtype(s["datatype"])) for s in inputs}
     scores = np.asarray(session.run([outputs[0]["name"]], typed)[0]) if outputs else None
