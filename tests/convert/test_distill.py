@@ -14,6 +14,7 @@ import pytest
 from maas.onnxfile import file_sha256
 from maas.registry import open_registry
 from tests.convert.conftest import Reference, run_cli
+from tests.support.ensembles import v2_body
 from tests.support.onnx_models import digits_mlp, two_heads
 from tests.support.serving import call, handler_for
 
@@ -84,16 +85,7 @@ def test_the_student_converts_publishes_and_serves(
     with np.load(reference.eval_data) as ev:
         x, y = ev["x"][:20], ev["y"][:20]
     handler = handler_for(opened, tmp_path / "cache")
-    body = {
-        "inputs": [
-            {
-                "name": "input",
-                "datatype": "FP32",
-                "shape": list(x.shape),
-                "data": x.ravel().tolist(),
-            }
-        ]
-    }
+    body = v2_body(x)
     answer = call(handler, "POST", "/v2/models/student/infer", body)
     assert answer.status == 200, answer.body
     scores = np.asarray(answer.json()["outputs"][0]["data"]).reshape(20, 10)

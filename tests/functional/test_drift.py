@@ -17,6 +17,7 @@ from maas.config import ServingConfig
 from maas.drift.reference import EPSILON, build_reference, feature_matrix, psi
 from maas.lambda_entry import InferenceHandler, inference_handler
 from maas.registry import open_registry
+from tests.support.ensembles import v2_body
 from tests.support.serving import call
 
 
@@ -176,29 +177,11 @@ def test_the_served_path_emits_drift_every_window(
     capsys.readouterr()
     for start in range(0, 450, 50):  # 450 rows: no window yet
         rows = shifted[start : start + 50]
-        body = {
-            "inputs": [
-                {
-                    "name": "input",
-                    "datatype": "FP32",
-                    "shape": list(rows.shape),
-                    "data": rows.ravel().tolist(),
-                }
-            ]
-        }
+        body = v2_body(rows)
         assert call(handler, "POST", "/v2/models/digits/infer", body).status == 200
     assert "DriftPSI" not in capsys.readouterr().out
     rows = shifted[:60]
-    body = {
-        "inputs": [
-            {
-                "name": "input",
-                "datatype": "FP32",
-                "shape": list(rows.shape),
-                "data": rows.ravel().tolist(),
-            }
-        ]
-    }
+    body = v2_body(rows)
     assert call(handler, "POST", "/v2/models/digits/infer", body).status == 200
     records = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if "DriftPSI" in line
@@ -221,16 +204,7 @@ def test_drift_off_emits_nothing(
     handler = inference_handler(config)
     assert isinstance(handler, InferenceHandler)
     rows = world["x_test"][:50]
-    body = {
-        "inputs": [
-            {
-                "name": "input",
-                "datatype": "FP32",
-                "shape": list(rows.shape),
-                "data": rows.ravel().tolist(),
-            }
-        ]
-    }
+    body = v2_body(rows)
     capsys.readouterr()
     assert call(handler, "POST", "/v2/models/digits/infer", body).status == 200
     assert "DriftPSI" not in capsys.readouterr().out
@@ -275,18 +249,7 @@ def test_maas_serve_log_format_json_prints_the_drift_record(
                 time.sleep(0.05)
             url = json.loads(out.read_text().splitlines()[0])["url"]
             rows = (world["x_test"][:250] * 0.5 + 0.3).astype(np.float32)
-            body = json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "input",
-                            "datatype": "FP32",
-                            "shape": list(rows.shape),
-                            "data": rows.ravel().tolist(),
-                        }
-                    ]
-                }
-            ).encode()
+            body = json.dumps(v2_body(rows)).encode()
             with urllib.request.urlopen(
                 urllib.request.Request(f"{url}/v2/models/digits/infer", data=body), timeout=30
             ) as reply:

@@ -16,6 +16,7 @@ from maas.promotion import release
 from maas.registry import Registry
 from maas.store import LocalStore
 from tests.support import onnx_models
+from tests.support.ensembles import v2_body
 from tests.support.serve_process import ServeProcess
 from tests.support.serving import call, handler_for
 
@@ -101,16 +102,7 @@ def test_the_triton_repository_index_lists_each_committed_version(handler: Any) 
 
 # -------------------------------------------------------------- statistics
 def infer(handler: Any, path: str, rows: np.ndarray) -> int:
-    body = {
-        "inputs": [
-            {
-                "name": "input",
-                "datatype": "FP32",
-                "shape": list(rows.shape),
-                "data": rows.ravel().tolist(),
-            }
-        ]
-    }
+    body = v2_body(rows)
     return call(handler, "POST", path, body).status
 
 

@@ -82,11 +82,13 @@ def _may_hold_a_wide_integer(document: Any) -> bool:
                 if len(item) > _SHORT_LIST:
                     continue
                 try:  # numbers only: min and max answer in C
-                    if max(item) >= _HUGE or min(item) <= -_HUGE:
-                        return True
+                    wide = max(item) >= _HUGE or min(item) <= -_HUGE
+                except TypeError:  # mixed with other values: look at each
+                    stack.extend(item)
                     continue
-                except TypeError:
-                    pass  # mixed with other values: look at each
+                if wide:
+                    return True
+                continue
             stack.extend(item)
     return False
 
